@@ -1,0 +1,134 @@
+"""The `lookout` command: migrate | api | worker | beat | manage | dev.
+
+Server subcommands replace this process (exec) with gunicorn or Celery, so signals reach them directly.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+CELERY_APP = "lookout.config.celery_app"
+SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
+DEFAULT_CONCURRENCY = 50
+
+
+class ConfigurationMissing(SystemExit):
+    pass
+
+
+def require_env(*names: str) -> None:
+    """Refuse to start without external services: embedded defaults exist only in `lookout dev`."""
+    for name in names:
+        if not (os.environ.get(name) or os.environ.get(f"{name}_FILE")):
+            raise ConfigurationMissing(
+                f"lookout: {name} is not set. Set it (or {name}_FILE) to your "
+                f"{'database' if name == 'DATABASE_URL' else 'broker'} URL, "
+                "or run `lookout dev` for a self-contained local instance."
+            )
+
+
+def _exec(argv: list[str]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)
+
+
+def _django_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lookout.config.settings")
+    import django
+
+    django.setup()
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    require_env("DATABASE_URL")
+    _django_setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False)
+    call_command("createcachetable")
+
+
+def cmd_manage(args: argparse.Namespace) -> None:
+    require_env("DATABASE_URL")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lookout.config.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["lookout manage", *args.rest])
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    require_env("DATABASE_URL", "CELERY_BROKER_URL")  # the API publishes check-now probes
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:lookout.config.gunicorn", "--bind", args.bind]
+    if args.workers:
+        argv += ["--workers", str(args.workers)]
+    _exec([*argv, "lookout.config.wsgi:application"])
+
+
+def worker_concurrency() -> int:
+    value = os.environ.get("LOOKOUT_WORKER_CONCURRENCY", str(DEFAULT_CONCURRENCY))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationMissing(f"lookout: LOOKOUT_WORKER_CONCURRENCY={value!r} must be a positive integer")
+    return int(value)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    require_env("DATABASE_URL", "CELERY_BROKER_URL")
+    # `celery -P gevent` monkey-patches before Django, psycopg or requests are imported.
+    _exec([sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-P", "gevent",
+           "-c", str(worker_concurrency()), "-Q", args.queues, "--without-gossip", "--without-mingle",
+           "-n", args.name, "-l", args.loglevel])
+
+
+def cmd_beat(args: argparse.Namespace) -> None:
+    require_env("DATABASE_URL", "CELERY_BROKER_URL")
+    _exec([sys.executable, "-m", "celery", "-A", CELERY_APP, "beat", "-S", SCHEDULER, "-l", args.loglevel])
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    from lookout.dev import dev_run
+
+    raise SystemExit(dev_run(data_dir=args.data_dir, bind=args.bind, reset=args.reset))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="lookout", description="Lookout uptime monitoring.")
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+
+    api = sub.add_parser("api", help="serve the REST API with gunicorn")
+    api.add_argument("--bind", default="0.0.0.0:8000", help="HOST:PORT (default 0.0.0.0:8000)")
+    api.add_argument("--workers", type=int, default=None, help="gunicorn worker processes (default 2)")
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run probes (Celery, gevent pool; LOOKOUT_WORKER_CONCURRENCY)")
+    worker.add_argument("--queues", default="probes,celery", help="queues to consume (default probes,celery)")
+    worker.add_argument("--name", default="lookout-worker@%h", help="Celery node name")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=cmd_worker)
+
+    beat = sub.add_parser("beat", help="send due probes (run exactly one)")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(func=cmd_beat)
+
+    manage = sub.add_parser("manage", help="run a Django management command", add_help=False)
+    manage.add_argument("rest", nargs=argparse.REMAINDER)
+    manage.set_defaults(func=cmd_manage)
+
+    dev = sub.add_parser("dev", help="API + worker + beat on embedded SQLite and broker, no services needed")
+    dev.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT of the API (default 127.0.0.1:8000)")
+    dev.add_argument("--data-dir", default=".lookout-dev", help="where the databases live (default .lookout-dev)")
+    dev.add_argument("--reset", action="store_true", help="start from empty databases")
+    dev.set_defaults(func=cmd_dev)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""The Celery application shared by the worker, beat and the API (which publishes check-now probes)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lookout.config.settings")
+
+app = Celery("lookout")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["lookout.probes"])
+
+from lookout.observability import celery_signals  # noqa: E402,F401  (metrics port of worker and beat)

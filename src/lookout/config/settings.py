@@ -1,0 +1,199 @@
+"""Django settings, from the environment only (see the configuration table in README.md)."""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from lookout.config.env import env_bool, env_int, env_list, env_required, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+_INSECURE_KEY_PREFIX = "django-insecure-"
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY") or ""
+    if DEBUG:
+        return key or _INSECURE_KEY_PREFIX + "debug-only-key-never-use-in-production"
+    # Same criteria as Django's security.W009 check, but fatal: a guessable key forges sessions.
+    if not key:
+        raise ImproperlyConfigured("SECRET_KEY is not set (or SECRET_KEY_FILE); it is required when DEBUG is off")
+    if len(key) < 50 or len(set(key)) < 5 or key.startswith(_INSECURE_KEY_PREFIX):
+        raise ImproperlyConfigured(
+            "SECRET_KEY is insecure: use at least 50 random characters, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+        )
+    return key
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "django_celery_results",
+    "lookout.monitors",
+    "lookout.scheduling",
+    "lookout.observability",
+]
+
+MIDDLEWARE = [
+    # First: health and metrics answer before host validation, so kubelet probes by pod IP work.
+    "lookout.observability.middleware.OperationalEndpointsMiddleware",
+    "lookout.observability.middleware.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "lookout.config.urls"
+WSGI_APPLICATION = "lookout.config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict:
+    url = env_required("DATABASE_URL", "e.g. postgres://user:password@host:5432/lookout (or run `lookout dev`)")
+    database = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the API read while a worker writes; IMMEDIATE avoids "database is locked" on upgrade.
+        database["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+        database["CONN_MAX_AGE"] = 0
+    return database
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    # Shared by every API process and replica, so throttling counts requests, not requests per process.
+    "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "lookout_cache"},
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env_str("LOOKOUT_STATIC_ROOT") or None
+# Serve app static files straight from the package: no collectstatic step, read-only root filesystems work.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = False
+
+REST_FRAMEWORK = {
+    # Token first: DRF answers anonymous requests with the first class's challenge, so 401 not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "lookout.monitors.api.pagination.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("LOOKOUT_USER_RATE", "1200/minute"),
+        "login": env_str("LOOKOUT_LOGIN_RATE", "10/minute"),
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lookout API",
+    "DESCRIPTION": "Uptime monitors, their schedules and probe results.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Lookout
+LOOKOUT_MIN_INTERVAL = env_int("LOOKOUT_MIN_INTERVAL", 10, minimum=1)
+LOOKOUT_METRICS_TOKEN = env_str("LOOKOUT_METRICS_TOKEN") or ""
+LOOKOUT_LOG_FORMAT = (env_str("LOOKOUT_LOG_FORMAT", "text") or "text").lower()
+if LOOKOUT_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOOKOUT_LOG_FORMAT={LOOKOUT_LOG_FORMAT!r} must be 'text' or 'json'")
+LOOKOUT_PROBE_QUEUE = "probes"
+
+# Celery (read by lookout.config.celery_app with namespace CELERY_)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+# A probe is an idempotent read: acknowledge after it ran, so a worker killed mid-probe loses nothing.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Expiring probe messages must not sit in one busy worker's prefetch buffer.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {"lookout.probes.tasks.*": {"queue": LOOKOUT_PROBE_QUEUE}}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True} if (CELERY_BROKER_URL or "").startswith("amqp") else {}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
+# Beat looks for changed schedules at least this often: a monitor change takes effect within ~1 s.
+CELERY_BEAT_MAX_LOOP_INTERVAL = 1
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "lookout.observability.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOOKOUT_LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": env_str("LOOKOUT_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

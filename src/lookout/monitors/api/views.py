@@ -1,0 +1,109 @@
+"""Thin API views: validate with a serializer, call a service or selector, render."""
+
+from celery.result import AsyncResult
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from lookout.config.celery_app import app as celery_app
+from lookout.monitors import selectors, services
+from lookout.monitors.api.serializers import (
+    CheckQueuedSerializer,
+    MonitorSerializer,
+    ProbeResultSerializer,
+    ResultFilterSerializer,
+    TaskStateSerializer,
+)
+from lookout.monitors.models import Monitor, ProbeResult
+
+
+class TokenView(ObtainAuthToken):
+    """Exchange a username and password for an API token."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+
+class MonitorViewSet(viewsets.ModelViewSet):
+    serializer_class = MonitorSerializer
+
+    def get_queryset(self) -> QuerySet[Monitor]:
+        # Another owner's monitor is simply not in the queryset: 404, never 403.
+        return selectors.monitor_list(owner=self.request.user)
+
+    def perform_create(self, serializer: MonitorSerializer) -> None:
+        serializer.instance = services.monitor_create(owner=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: MonitorSerializer) -> None:
+        serializer.instance = services.monitor_update(monitor=serializer.instance,
+                                                      changes=dict(serializer.validated_data))
+
+    def perform_destroy(self, instance: Monitor) -> None:
+        services.monitor_delete(monitor=instance)
+
+    @extend_schema(request=None, responses=MonitorSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        monitor = services.monitor_pause(monitor=self.get_object())
+        return Response(MonitorSerializer(monitor).data)
+
+    @extend_schema(request=None, responses=MonitorSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        monitor = services.monitor_resume(monitor=self.get_object())
+        return Response(MonitorSerializer(monitor).data)
+
+    @extend_schema(request=None, responses={202: CheckQueuedSerializer})
+    @action(detail=True, methods=["post"])
+    def check(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            task_id = services.monitor_check_now(monitor=self.get_object())
+        except services.BrokerUnavailable as exc:
+            return Response({"detail": f"The broker is unavailable, nothing was queued: {exc}"},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response({"task_id": task_id}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(parameters=[
+    OpenApiParameter("monitor", int, description="Only this monitor's results."),
+    OpenApiParameter("success", bool, description="Only successes (true) or failures (false)."),
+    OpenApiParameter("since", str, description="ISO 8601 time: only results checked at or after it."),
+])
+class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Probe results, newest first."""
+
+    serializer_class = ProbeResultSerializer
+
+    def get_queryset(self) -> QuerySet[ProbeResult]:
+        # A plain dict: DRF reads a missing boolean in a QueryDict as an unticked checkbox (False).
+        filters = ResultFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        return selectors.result_list(owner=self.request.user, monitor_id=params.get("monitor"),
+                                     success=params.get("success"), since=params.get("since"))
+
+
+class TaskView(APIView):
+    """The state of a task this user was handed (e.g. by check-now), from Celery's result backend."""
+
+    @extend_schema(responses=TaskStateSerializer)
+    def get(self, request: Request, task_id: str) -> Response:
+        if selectors.issued_task_get(owner=request.user, task_id=task_id) is None:
+            raise NotFound("No such task.")
+        result = AsyncResult(task_id, app=celery_app)
+        state = result.state
+        error = None
+        if state == "FAILURE":
+            error = repr(result.result)
+        elif state == "REVOKED":
+            error = "The task expired in the queue or was revoked before it ran."
+        payload = {"task_id": task_id, "state": state, "result": result.result if state == "SUCCESS" else None,
+                   "error": error}
+        return Response(TaskStateSerializer(payload).data)

@@ -1,0 +1,32 @@
+"""Read queries for monitors, results and issued tasks, always scoped to their owner."""
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from lookout.monitors.models import IssuedTask, Monitor, ProbeResult
+
+
+def monitor_list(*, owner: AbstractBaseUser) -> QuerySet[Monitor]:
+    return Monitor.objects.filter(owner=owner).order_by("id")
+
+
+def result_list(*, owner: AbstractBaseUser, monitor_id: int | None = None, success: bool | None = None,
+                since: datetime | None = None) -> QuerySet[ProbeResult]:
+    results = ProbeResult.objects.filter(monitor__owner=owner)
+    if monitor_id is not None:
+        results = results.filter(monitor_id=monitor_id)
+    if success is not None:
+        results = results.filter(success=success)
+    if since is not None:
+        results = results.filter(checked_at__gte=since)
+    return results.order_by("-checked_at", "-id")
+
+
+def issued_task_get(*, owner: AbstractBaseUser, task_id: str) -> IssuedTask | None:
+    return IssuedTask.objects.filter(owner=owner, task_id=task_id).first()
+
+
+def monitor_for_probe(*, monitor_id: int) -> Monitor | None:
+    return Monitor.objects.filter(pk=monitor_id).first()

@@ -1,0 +1,37 @@
+"""What /healthz and /readyz report: the process is alive; the database answers; the broker's state."""
+
+import hmac
+
+from django.conf import settings
+from django.db import connection
+
+BROKER_CHECK_TIMEOUT = 1.0
+
+
+def database_ok() -> tuple[bool, str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True, "ok"
+    except Exception as exc:  # any driver error means "not ready"; the message says which
+        return False, f"unavailable: {exc}"
+
+
+def broker_ok() -> tuple[bool, str]:
+    from lookout.config.celery_app import app
+
+    try:
+        with app.connection_for_write(connect_timeout=BROKER_CHECK_TIMEOUT) as conn:
+            conn.ensure_connection(max_retries=1, timeout=BROKER_CHECK_TIMEOUT)
+        return True, "ok"
+    except Exception as exc:  # kombu raises library and socket errors alike
+        return False, f"unavailable: {exc}"
+
+
+def metrics_token_ok(authorization: str | None, token: str | None = None) -> bool:
+    """True when no LOOKOUT_METRICS_TOKEN is configured, or the header carries it as a bearer token."""
+    expected = settings.LOOKOUT_METRICS_TOKEN if token is None else token
+    if not expected:
+        return True
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected.encode())

@@ -1,0 +1,29 @@
+"""5-field crontab strings (minute hour day-of-month month day-of-week), parsed by Celery's own parser."""
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from celery.schedules import crontab
+
+CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+def crontab_fields(cron: str) -> dict[str, str]:
+    """Split and validate a crontab; raise ValueError with a message fit for an API client."""
+    parts = cron.split()
+    if len(parts) != len(CRON_FIELDS):
+        raise ValueError(
+            f"a crontab has 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
+        )
+    fields = dict(zip(CRON_FIELDS, parts, strict=True))
+    try:
+        crontab(**fields)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"invalid crontab {cron!r}: {exc}") from exc
+    return fields
+
+
+def timezone_validate(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'Europe/Paris')") from exc
