@@ -1,6 +1,6 @@
 """Test session setup: real PostgreSQL and RabbitMQ on this machine, never stand-ins.
 
-Runs at import, before pytest-django configures Django, because settings read the environment once.
+Runs at import, before Django is set up, because settings read the environment once.
 """
 
 import os
@@ -48,6 +48,13 @@ def _fresh_vhost() -> None:
 
 _require_services()
 _fresh_vhost()
+
+# pytest-django sets Django up before any conftest runs, when settings are named in the ini file; naming
+# them only here, after the environment above, lets its pytest_configure set Django up instead.
+os.environ["DJANGO_SETTINGS_MODULE"] = "lookout.config.settings"
+from django.conf import settings  # noqa: E402
+
+settings.INSTALLED_APPS  # noqa: B018  (loads the settings now, from the environment above)
 
 
 @pytest.fixture
