@@ -35,6 +35,13 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, interval: float 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
 
 
+def http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:
+        return False
+
+
 def database_create(name: str) -> str:
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,6 +15,8 @@ graceful_timeout = 25
 keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# The control socket would be written under $HOME: read-only in containers, and unused by Lookout.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

@@ -1,0 +1,39 @@
+"""`lookout` subcommands refuse to start without the external services they need, naming the variable."""
+
+import subprocess
+
+import pytest
+from support.stack import LOOKOUT, base_environment
+
+
+def run_lookout(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*LOOKOUT, *args], env=base_environment(**env), capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["api"], ["worker"], ["beat"], ["manage", "check"]])
+def test_a_server_command_without_database_url_refuses_naming_it(command):
+    done = run_lookout(*command)
+    assert done.returncode != 0
+    assert "DATABASE_URL is not set" in done.stderr
+    assert "lookout dev" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["api"], ["worker"], ["beat"]])
+def test_a_command_that_uses_the_broker_refuses_without_celery_broker_url(command):
+    done = run_lookout(*command, DATABASE_URL="postgres://postgres@127.0.0.1:5432/lookout")
+    assert done.returncode != 0
+    assert "CELERY_BROKER_URL is not set" in done.stderr
+
+
+def test_migrate_needs_no_broker_url_but_a_secret_key():
+    done = run_lookout("migrate", DATABASE_URL="postgres://postgres@127.0.0.1:5432/lookout")
+    assert done.returncode != 0
+    assert "SECRET_KEY is not set" in done.stderr
+
+
+def test_a_bad_worker_concurrency_is_refused():
+    done = run_lookout("worker", DATABASE_URL="postgres://x@127.0.0.1/x", CELERY_BROKER_URL="amqp://x",
+                       LOOKOUT_WORKER_CONCURRENCY="lots")
+    assert done.returncode != 0
+    assert "LOOKOUT_WORKER_CONCURRENCY" in done.stderr
