@@ -169,3 +169,38 @@ def test_readyz_reports_the_broker_and_the_api_token_endpoint_works(stack):
     assert ready.json() == {"status": "ok", "database": "ok", "broker": "ok"}
     assert requests.get(f"{stack.url}/healthz", timeout=5).json() == {"status": "ok"}
     assert requests.get(f"{stack.url}/api/v1/monitors/", timeout=5).status_code == 401
+
+
+def test_slow_targets_neither_block_other_probes_nor_hold_database_connections(stack, capsys):
+    slow, fast = HttpTarget(), HttpTarget()
+    try:
+        slow.set(delay=4)
+        for index in range(10):
+            create_monitor(stack, slow, name=f"slow-{index}", interval=30, timeout=8)
+        wait_until(lambda: len(slow.hits) >= 10, timeout=15, what="ten probes waiting on the slow target")
+        time.sleep(1)  # all ten are now waiting on the network
+        held = stack.connections_of("worker")
+        create_monitor(stack, fast, interval=1)
+        wait_until(lambda: len(fast.hits) >= 3, timeout=10, what="the fast monitor's probes")
+        report(capsys, f"database connections held by the worker while 10 probes wait on the network: {held}")
+        assert held == 0
+        fast_gaps = gaps(fast.hit_times()[:3])
+        assert max(fast_gaps) < 1.6, fast_gaps
+    finally:
+        slow.close()
+        fast.close()
+
+
+def test_a_worker_killed_mid_probe_has_its_probe_redelivered_and_recorded(stack, target):
+    target.set(delay=3)
+    monitor = create_monitor(stack, target, interval=120, timeout=10)
+    wait_until(lambda: len(target.hits) >= 1, timeout=15, what="the probe to reach the target")
+    stack.processes["worker"].kill()  # SIGKILL: no chance to finish or acknowledge
+    stack.processes["worker"].wait()
+    target.set(delay=0)
+    stack.start("worker", "worker", LOOKOUT_METRICS_PORT=str(stack.worker_metrics_port))
+    # The unacknowledged message comes back to the new worker well before it expires (one interval).
+    wait_until(lambda: len(target.hits) >= 2, timeout=30, what="the redelivered probe")
+    results = wait_until(lambda: stack.api("GET", f"results/?monitor={monitor['id']}").json()["results"],
+                         timeout=15, what="the recorded result")
+    assert results[0]["success"] is True

@@ -37,8 +37,8 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, interval: float 
 
 def http_ok(url: str) -> bool:
     try:
-        return requests.get(url, timeout=2).ok
-    except requests.ConnectionError:
+        return requests.get(url, timeout=5).ok
+    except requests.RequestException:
         return False
 
 
@@ -112,6 +112,8 @@ class LookoutStack:
 
     def start(self, name: str, *args: str, **env: str) -> None:
         log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 (kept open for the process's life)
+        # libpq's application_name, so tests can tell each process's database connections apart.
+        env = {"PGAPPNAME": f"lookout-{name}", **env}
         self.processes[name] = subprocess.Popen([*LOOKOUT, *args], env={**self.env, **env}, stdout=log,
                                                 stderr=subprocess.STDOUT)
 
@@ -129,8 +131,8 @@ class LookoutStack:
     def _ready(self) -> bool:
         self.assert_running()
         try:
-            return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
             return False
 
     @staticmethod
@@ -158,6 +160,12 @@ class LookoutStack:
         with psycopg.connect(self.database_url.replace("postgres://", "postgresql://")) as conn:
             row = conn.execute("SELECT count(*) FROM django_celery_beat_periodictask WHERE name = %s",
                                (name,)).fetchone()
+        return row[0]
+
+    def connections_of(self, process_name: str) -> int:
+        with psycopg.connect(ADMIN_DSN) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                               (self.name, f"lookout-{process_name}")).fetchone()
         return row[0]
 
     def down(self) -> None:
