@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from support.stack import base_environment
 
 STRONG_KEY = "s3cret-" * 10

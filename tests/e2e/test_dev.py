@@ -7,6 +7,7 @@ import time
 
 import pytest
 import requests
+
 from support.stack import LOOKOUT, base_environment, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.e2e

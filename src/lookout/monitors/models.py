@@ -29,11 +29,12 @@ class Monitor(models.Model):
     url = models.URLField(max_length=2048)
     method = models.CharField(max_length=7, choices=HttpMethod.choices, default=HttpMethod.GET)
     interval = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds between probes.")
-    cron = models.CharField(max_length=120, null=True, blank=True, help_text="5-field crontab.")
+    # null, not "": "no crontab" is what the interval-xor-cron constraint checks.
+    cron = models.CharField(max_length=120, null=True, blank=True, help_text="5-field crontab.")  # noqa: DJ001
     timezone = models.CharField(max_length=64, default="UTC")
     timeout = models.FloatField(help_text="Seconds; never above the interval.")
     expected_status = models.JSONField(null=True, blank=True, help_text="Accepted codes; null: any 2xx/3xx.")
-    keyword = models.CharField(max_length=1024, null=True, blank=True)
+    keyword = models.CharField(max_length=1024, null=True, blank=True)  # noqa: DJ001 (null: no keyword check)
     headers = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=MonitorStatus.choices, default=MonitorStatus.PENDING)
@@ -75,6 +76,9 @@ class ProbeResult(models.Model):
             models.Index(fields=["checked_at"]),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.monitor_id} at {self.checked_at:%Y-%m-%d %H:%M:%S}: {'up' if self.success else 'down'}"
+
 
 class IssuedTask(models.Model):
     """A Celery task id handed to a user, so /tasks/{id}/ answers only its owner (and 404 otherwise)."""
@@ -83,3 +87,6 @@ class IssuedTask(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="issued_tasks")
     monitor = models.ForeignKey(Monitor, on_delete=models.SET_NULL, null=True, related_name="issued_tasks")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.task_id
