@@ -1,11 +1,15 @@
 from typing import Any
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from lookout.probes.services import probe_run
 
 
 # Scheduled probes store no Celery result (their ProbeResult row is the record); check-now asks for one.
-@shared_task(name="lookout.probes.tasks.probe_monitor", ignore_result=True)
+# A database restart must not lose the result: the probe is idempotent, so it runs again after a backoff.
+@shared_task(name="lookout.probes.tasks.probe_monitor", ignore_result=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_backoff_max=30,
+             retry_jitter=True, max_retries=5)
 def probe_monitor(monitor_id: int, manual: bool = False) -> dict[str, Any] | None:
     return probe_run(monitor_id=monitor_id, task_id=probe_monitor.request.id or "", manual=manual)
