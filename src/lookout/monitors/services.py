@@ -82,25 +82,23 @@ def monitor_update(*, monitor: Monitor, changes: dict[str, Any]) -> Monitor:
     return locked
 
 
-@transaction.atomic
 def monitor_pause(*, monitor: Monitor) -> Monitor:
-    locked = Monitor.objects.select_for_update().select_related("periodic_task").get(pk=monitor.pk)
-    if locked.enabled:
-        locked.enabled = False
-        locked.status = MonitorStatus.PAUSED
-        locked.save(update_fields=["enabled", "status", "updated_at"])
-        schedules.schedule_enable(locked.periodic_task, enabled=False)
-    return locked
+    return _monitor_enable(monitor=monitor, enabled=False)
+
+
+def monitor_resume(*, monitor: Monitor) -> Monitor:
+    return _monitor_enable(monitor=monitor, enabled=True)
 
 
 @transaction.atomic
-def monitor_resume(*, monitor: Monitor) -> Monitor:
+def _monitor_enable(*, monitor: Monitor, enabled: bool) -> Monitor:
     locked = Monitor.objects.select_for_update().select_related("periodic_task").get(pk=monitor.pk)
-    if not locked.enabled:
-        locked.enabled = True
-        locked.status = MonitorStatus.PENDING
+    if locked.enabled != enabled:
+        locked.enabled = enabled
+        # A resumed monitor is pending until its next probe (run at once) says otherwise.
+        locked.status = MonitorStatus.PENDING if enabled else MonitorStatus.PAUSED
         locked.save(update_fields=["enabled", "status", "updated_at"])
-        schedules.schedule_enable(locked.periodic_task, enabled=True)
+        schedules.schedule_enable(locked.periodic_task, enabled=enabled)
     return locked
 
 
@@ -113,20 +111,36 @@ def monitor_delete(*, monitor: Monitor) -> None:
 
 def monitor_check_now(*, monitor: Monitor) -> str:
     """Queue a probe now and return its task id, which only the monitor's owner can look up."""
-    from lookout.probes.tasks import probe_monitor
-
     task_id = str(uuid.uuid4())
     with transaction.atomic():
         IssuedTask.objects.create(task_id=task_id, owner_id=monitor.owner_id, monitor=monitor)
         try:
-            # No retries: with the broker down the client gets a 503 now, not a hung request.
-            probe_monitor.apply_async(
-                args=[monitor.pk], kwargs={"manual": True}, task_id=task_id, ignore_result=False,
-                retry=False, expires=CHECK_NOW_EXPIRES_SECONDS,
-            )
+            _check_now_publish(monitor_id=monitor.pk, task_id=task_id)
         except (OperationalError, OSError) as exc:
             raise BrokerUnavailable(str(exc)) from exc
     return task_id
+
+
+def _check_now_publish(*, monitor_id: int, task_id: str) -> None:
+    from lookout.config.celery_app import app
+    from lookout.probes.tasks import probe_monitor
+
+    for attempt in (1, 2):
+        with app.producer_or_acquire() as producer:
+            # retry=False alone does not stop kombu retrying the connection itself (~6 s with the broker
+            # down): connect without retries, so the client gets its 503 at once.
+            producer.connection.ensure_connection(max_retries=0)
+            try:
+                probe_monitor.apply_async(
+                    args=[monitor_id], kwargs={"manual": True}, task_id=task_id, ignore_result=False,
+                    producer=producer, retry=False, expires=CHECK_NOW_EXPIRES_SECONDS,
+                )
+                return
+            except OperationalError:
+                # The pooled connection looked open but the broker had dropped it (a broker restart, an
+                # idle-connection reaper): the broker may be back, so one fresh connection gets one try.
+                if attempt == 2:
+                    raise
 
 
 @transaction.atomic

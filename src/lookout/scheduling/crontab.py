@@ -15,11 +15,24 @@ def crontab_fields(cron: str) -> dict[str, str]:
             f"a crontab has 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
         )
     fields = dict(zip(CRON_FIELDS, parts, strict=True))
+    fields["day_of_week"] = _sunday_as_zero(fields["day_of_week"])
     try:
         crontab(**fields)
     except (ValueError, IndexError, KeyError) as exc:
         raise ValueError(f"invalid crontab {cron!r}: {exc}") from exc
     return fields
+
+
+def _sunday_as_zero(day_of_week: str) -> str:
+    """Standard cron accepts 7 for Sunday (alone or ending a range); Celery's parser only 0."""
+    items = []
+    for item in day_of_week.split(","):
+        if item == "7":
+            item = "0"
+        elif item.endswith("-7") and item[:-2].isdigit():
+            item = f"{item[:-2]}-6,0" if item[:-2] != "7" else "0"
+        items.append(item)
+    return ",".join(items)
 
 
 def timezone_validate(name: str) -> ZoneInfo:

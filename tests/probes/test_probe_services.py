@@ -1,0 +1,137 @@
+"""probe_run against a real loopback HTTP server, recording into the real database.
+
+transaction=True: probe_run closes its connection while it waits on the network, which only happens
+outside an atomic block (as in a worker), so these tests must not run inside the test transaction.
+"""
+
+import threading
+
+import pytest
+from django.db import connections
+from prometheus_client import REGISTRY
+
+from lookout.monitors import services
+from lookout.monitors.models import Monitor, MonitorStatus, ProbeResult
+from lookout.probes.services import probe_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def loopback_targets_allowed(monkeypatch, settings):
+    # These monitors probe 127.0.0.1; say so, for when target safety refuses private targets by default.
+    monkeypatch.setenv("LOOKOUT_ALLOW_PRIVATE_TARGETS", "1")
+    settings.LOOKOUT_ALLOW_PRIVATE_TARGETS = True
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Autouse, so it applies before the `alice` fixture hashes her password.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def monitor_for(owner, target, **fields) -> Monitor:
+    return services.monitor_create(owner=owner, name="target", url=target.url + "health", interval=60, **fields)
+
+
+def probes_total(result: str) -> float:
+    return REGISTRY.get_sample_value("lookout_probes_total", {"type": "http", "result": result}) or 0.0
+
+
+def test_a_healthy_target_is_recorded_as_a_success_and_the_monitor_is_up(alice, http_target):
+    monitor = monitor_for(alice, http_target)
+
+    outcome = probe_run(monitor_id=monitor.pk, task_id="scheduled-1")
+
+    assert [hit.path for hit in http_target.hits] == ["/health"]
+    assert outcome is not None and outcome["success"] is True and outcome["status_code"] == 200
+    result = ProbeResult.objects.get(monitor=monitor)
+    assert (result.success, result.status_code, result.task_id, result.error) == (True, 200, "scheduled-1", "")
+    assert result.response_time_ms > 0
+    monitor.refresh_from_db()
+    assert monitor.status == MonitorStatus.UP
+    assert monitor.last_checked_at == result.checked_at
+    assert monitor.last_response_time_ms == result.response_time_ms
+
+
+def test_a_503_target_is_recorded_as_a_failure_and_the_monitor_is_down(alice, http_target):
+    http_target.set(status=503)
+    monitor = monitor_for(alice, http_target)
+
+    outcome = probe_run(monitor_id=monitor.pk, task_id="scheduled-2")
+
+    assert outcome is not None and outcome["success"] is False
+    result = ProbeResult.objects.get(monitor=monitor)
+    assert (result.success, result.status_code) == (False, 503)
+    assert "503" in result.error
+    monitor.refresh_from_db()
+    assert monitor.status == MonitorStatus.DOWN
+
+
+def test_a_paused_monitors_scheduled_probe_is_skipped_but_a_manual_check_still_probes(alice, http_target):
+    monitor = monitor_for(alice, http_target)
+    services.monitor_pause(monitor=monitor)
+
+    assert probe_run(monitor_id=monitor.pk, task_id="scheduled-3") is None
+    assert http_target.hits == []
+    assert not ProbeResult.objects.filter(monitor=monitor).exists()
+
+    outcome = probe_run(monitor_id=monitor.pk, task_id="manual-1", manual=True)
+
+    assert outcome is not None and outcome["success"] is True
+    assert len(http_target.hits) == 1
+    assert ProbeResult.objects.get(monitor=monitor).task_id == "manual-1"
+    monitor.refresh_from_db()
+    assert monitor.status == MonitorStatus.PAUSED  # a manual check does not unpause
+
+
+def test_a_probe_for_a_deleted_monitor_does_nothing(alice, http_target):
+    monitor = monitor_for(alice, http_target)
+    services.monitor_delete(monitor=monitor)
+
+    assert probe_run(monitor_id=monitor.pk, task_id="late") is None
+    assert http_target.hits == []
+
+
+def test_the_monitors_method_headers_and_keyword_are_used(alice, http_target):
+    http_target.set(body=b"all systems nominal")
+    monitor = monitor_for(alice, http_target, method="HEAD", headers={"X-Probe": "lookout"}, keyword="nominal")
+
+    probe_run(monitor_id=monitor.pk, task_id="t")
+
+    hit = http_target.hits[0]
+    assert hit.method == "HEAD"
+    assert hit.headers.get("X-Probe") == "lookout"
+    # HEAD has no body, so the keyword cannot be found.
+    assert ProbeResult.objects.get(monitor=monitor).success is False
+
+
+def test_no_database_connection_is_held_while_the_probe_waits(alice, http_target):
+    monitor = monitor_for(alice, http_target)
+    this_threads_connection = connections["default"]  # the wrapper probe_run uses here
+    held_while_waiting: list[bool] = []
+    http_target.set(delay=0.3)
+    watcher = threading.Timer(0.15, lambda: held_while_waiting.append(this_threads_connection.connection is not None))
+
+    assert this_threads_connection.connection is not None  # open: monitor_for just used it
+
+    watcher.start()
+    probe_run(monitor_id=monitor.pk, task_id="t")
+    watcher.join()
+
+    assert held_while_waiting == [False]
+    assert ProbeResult.objects.filter(monitor=monitor).exists()  # a connection was taken again to record
+
+
+def test_each_probe_counts_in_the_fleet_wide_metric(alice, http_target):
+    monitor = monitor_for(alice, http_target)
+    successes, failures = probes_total("success"), probes_total("failure")
+
+    probe_run(monitor_id=monitor.pk, task_id="t1")
+    http_target.set(status=500)
+    probe_run(monitor_id=monitor.pk, task_id="t2")
+
+    assert probes_total("success") == successes + 1
+    assert probes_total("failure") == failures + 1
+    assert REGISTRY.get_sample_value("lookout_probe_duration_seconds_count",
+                                     {"type": "http", "result": "success"}) >= 1
