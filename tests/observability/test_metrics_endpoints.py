@@ -23,12 +23,6 @@ TOKEN = "metrics-test-token"
 CHECKED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Autouse, so it applies before the `alice` fixture hashes her password.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def requests_total(route: str, method: str = "GET", status: str = "200") -> float:
     return REGISTRY.get_sample_value("lookout_http_requests_total",
                                      {"route": route, "method": method, "status": status}) or 0.0

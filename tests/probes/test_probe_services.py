@@ -24,12 +24,6 @@ def loopback_targets_allowed(monkeypatch, settings):
     settings.LOOKOUT_ALLOW_PRIVATE_TARGETS = True
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Autouse, so it applies before the `alice` fixture hashes her password.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def monitor_for(owner, target, **fields) -> Monitor:
     return services.monitor_create(owner=owner, name="target", url=target.url + "health", interval=60, **fields)
 
