@@ -11,12 +11,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
-POSTGRES_URL = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lookout")
-RABBITMQ_VHOST = "lookout-test"
+# Names of this run's own (pytest-django creates test_<name>), so concurrent runs never share a database or
+# a broker vhost.
+RUN_ID = os.environ.setdefault("LOOKOUT_TEST_RUN", str(os.getpid()))
+POSTGRES_URL = os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/lookout_{RUN_ID}")
+RABBITMQ_VHOST = f"lookout-test-{RUN_ID}"
 os.environ.setdefault("CELERY_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{RABBITMQ_VHOST}")
 os.environ.setdefault("SECRET_KEY", "test-only-" + "k3y-" * 12)
 os.environ.setdefault("LOOKOUT_MIN_INTERVAL", "10")
 os.environ.setdefault("LOOKOUT_LOGIN_RATE", "1000/minute")
+# Tests probe servers they start on loopback, which the safe-target rules refuse by default.
+os.environ.setdefault("LOOKOUT_ALLOW_PRIVATE_TARGETS", "1")
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -37,13 +42,22 @@ def _require_services() -> None:
         pytest.exit(f"{' and '.join(missing)} not reachable; start them (see .ci/run) and run again", returncode=3)
 
 
+def _own_vhost() -> bool:
+    return RABBITMQ_VHOST in os.environ["CELERY_BROKER_URL"] and bool(shutil.which("rabbitmqctl"))
+
+
 def _fresh_vhost() -> None:
-    """A vhost of our own, emptied at every run: no stale probe messages from an earlier run."""
-    if RABBITMQ_VHOST not in os.environ["CELERY_BROKER_URL"] or not shutil.which("rabbitmqctl"):
+    """A vhost of this run's own: no stale probe messages from another run reach these tests."""
+    if not _own_vhost():
         return
     for args in (["delete_vhost", RABBITMQ_VHOST], ["add_vhost", RABBITMQ_VHOST],
                  ["set_permissions", "-p", RABBITMQ_VHOST, "guest", ".*", ".*", ".*"]):
         subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _own_vhost():
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", RABBITMQ_VHOST], capture_output=True, timeout=60)
 
 
 _require_services()

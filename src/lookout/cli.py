@@ -48,6 +48,10 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
     call_command("migrate", interactive=False)
     call_command("createcachetable")
+    from lookout.scheduling.periodic_tasks import periodic_tasks_seed
+
+    for name in periodic_tasks_seed():
+        print(f"created periodic task {name}")
 
 
 def cmd_manage(args: argparse.Namespace) -> None:
@@ -104,7 +108,8 @@ def parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run probes (Celery, gevent pool; LOOKOUT_WORKER_CONCURRENCY)")
-    worker.add_argument("--queues", default="probes,celery", help="queues to consume (default probes,celery)")
+    worker.add_argument("--queues", default="probes,alerts,celery",
+                        help="queues to consume (default probes,alerts,celery)")
     worker.add_argument("--name", default="lookout-worker@%h", help="Celery node name")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=cmd_worker)

@@ -236,3 +236,19 @@ def test_after_a_broker_restart_probing_resumes_and_monitors_stay_manageable(sta
     check = stack.api("POST", f"monitors/{monitor['id']}/check/")
     assert check.status_code == 202, check.text
     stack.assert_running()
+
+
+def test_a_push_monitor_is_up_while_heartbeats_arrive_and_down_when_they_stop(stack):
+    monitor = stack.api("POST", "monitors/", json={"name": "cron job", "type": "push", "interval": 2,
+                                                    "grace": 1}).json()
+    for _ in range(3):
+        assert requests.post(monitor["push_url"], timeout=5).status_code == 200
+        time.sleep(1)
+    assert stack.api("GET", f"monitors/{monitor['id']}/").json()["status"] == "up"
+    stopped_at = time.time()
+    wait_until(lambda: stack.api("GET", f"monitors/{monitor['id']}/").json()["status"] == "down", timeout=15,
+               what="the push monitor to go down")
+    # Down once interval + grace (3 s) passed, found by beat's sweep (every second here).
+    assert time.time() - stopped_at >= 2.5
+    failure = stack.api("GET", f"results/?monitor={monitor['id']}&success=false").json()["results"][0]
+    assert "no heartbeat" in failure["error"]

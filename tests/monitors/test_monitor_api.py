@@ -377,11 +377,12 @@ def test_results_are_listed_newest_first_with_their_fields(alice_api):
 
     assert [r["id"] for r in page["results"]] == [new.pk, old.pk]
     assert set(page["results"][0]) == {"id", "monitor", "checked_at", "success", "status_code",
-                                       "response_time_ms", "error", "task_id"}
+                                       "response_time_ms", "error", "task_id", "phases", "tls", "failed_condition"}
     newest = page["results"][0]
     assert datetime.fromisoformat(newest.pop("checked_at")) == new.checked_at
     assert newest == {"id": new.pk, "monitor": monitor_id, "success": False, "status_code": 503,
-                      "response_time_ms": 12.5, "error": "HTTP 503", "task_id": "task-1"}
+                      "response_time_ms": 12.5, "error": "HTTP 503", "task_id": "task-1", "phases": {},
+                      "tls": None, "failed_condition": ""}
 
 
 def test_results_filter_by_monitor_success_and_since(alice_api):

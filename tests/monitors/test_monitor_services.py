@@ -125,7 +125,7 @@ def test_a_success_is_recorded_and_the_monitor_is_up(alice):
 
 
 def test_a_failure_is_recorded_and_the_monitor_is_down(alice):
-    monitor = new_monitor(alice)
+    monitor = new_monitor(alice, failure_threshold=1)  # one failure confirms it (the default asks for two)
 
     result = services.probe_result_record(monitor_id=monitor.pk, record=record(at=T0, success=False))
 

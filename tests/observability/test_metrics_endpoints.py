@@ -34,7 +34,8 @@ def routes_seen() -> set[str]:
 
 
 def monitor(owner, *, url: str = "https://example.com/", name: str = "Example") -> Monitor:
-    return services.monitor_create(owner=owner, name=name, url=url, interval=60)
+    # failure_threshold=1: one failed probe confirms "down" (the default asks for two in a row).
+    return services.monitor_create(owner=owner, name=name, url=url, interval=60, failure_threshold=1)
 
 
 def probed(target: Monitor, *, success: bool, elapsed_ms: float = 250.0) -> Monitor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import socket
 import threading
@@ -16,9 +17,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from lookout import __version__
-from lookout.probes.engine import MAX_BODY_BYTES, MAX_REDIRECTS, USER_AGENT, Outcome, ProbeSpec, probe
+from lookout.probes.engine import (
+    MAX_BODY_BYTES,
+    MAX_REDIRECTS,
+    USER_AGENT,
+    Outcome,
+    ProbeSpec,
+    TargetPolicy,
+    probe,
+)
 
 MIB = 1024 * 1024
+# These servers listen on 127.0.0.1, which the default target policy refuses (see test_targets.py).
+Spec = functools.partial(ProbeSpec, policy=TargetPolicy(allow_private=True))
 
 
 @dataclass
@@ -232,7 +243,7 @@ def assert_failed(outcome: Outcome) -> None:
 def test_a_200_target_is_a_success_with_its_status_and_time(server: Server) -> None:
     before = datetime.now(UTC)
 
-    outcome, elapsed = timed_probe(ProbeSpec(server.url("/ok"), timeout=5))
+    outcome, elapsed = timed_probe(Spec(server.url("/ok"), timeout=5))
 
     assert outcome.success is True
     assert outcome.status_code == 200
@@ -244,7 +255,7 @@ def test_a_200_target_is_a_success_with_its_status_and_time(server: Server) -> N
 
 
 def test_a_503_target_is_a_failure_with_its_status(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/status/503"), timeout=5))
+    outcome = probe(Spec(server.url("/status/503"), timeout=5))
 
     assert_failed(outcome)
     assert outcome.status_code == 503
@@ -252,21 +263,21 @@ def test_a_503_target_is_a_failure_with_its_status(server: Server) -> None:
 
 
 def test_a_3xx_without_location_counts_as_up_by_default(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/status/304"), timeout=5))
+    outcome = probe(Spec(server.url("/status/304"), timeout=5))
 
     assert outcome.success is True
     assert outcome.status_code == 304
 
 
 def test_a_status_in_the_expected_list_is_a_success(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/status/404"), timeout=5, expected_status=(404, 410)))
+    outcome = probe(Spec(server.url("/status/404"), timeout=5, expected_status=(404, 410)))
 
     assert outcome.success is True
     assert outcome.status_code == 404
 
 
 def test_a_status_outside_the_expected_list_is_a_failure_naming_the_list(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/status/404"), timeout=5, expected_status=(200, 204)))
+    outcome = probe(Spec(server.url("/status/404"), timeout=5, expected_status=(200, 204)))
 
     assert_failed(outcome)
     assert outcome.status_code == 404
@@ -274,14 +285,14 @@ def test_a_status_outside_the_expected_list_is_a_failure_naming_the_list(server:
 
 
 def test_an_expected_list_replaces_the_default_2xx_3xx_rule(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/ok"), timeout=5, expected_status=(204,)))
+    outcome = probe(Spec(server.url("/ok"), timeout=5, expected_status=(204,)))
 
     assert_failed(outcome)
     assert outcome.error == "unexpected status 200 (expected 204)"
 
 
 def test_a_huge_expected_list_still_gives_an_error_of_at_most_500_chars(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/status/404"), timeout=5, expected_status=tuple(range(200, 400))))
+    outcome = probe(Spec(server.url("/status/404"), timeout=5, expected_status=tuple(range(200, 400))))
 
     assert_failed(outcome)
     assert outcome.error.startswith("unexpected status 404 (expected 200, 201,")
@@ -291,14 +302,14 @@ def test_a_huge_expected_list_still_gives_an_error_of_at_most_500_chars(server: 
 
 
 def test_a_keyword_present_in_the_body_is_a_success(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/ok"), timeout=5, keyword="systems ok"))
+    outcome = probe(Spec(server.url("/ok"), timeout=5, keyword="systems ok"))
 
     assert outcome.success is True
     assert outcome.error == ""
 
 
 def test_a_missing_keyword_is_a_failure_that_names_it(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/ok"), timeout=5, keyword="degraded"))
+    outcome = probe(Spec(server.url("/ok"), timeout=5, keyword="degraded"))
 
     assert_failed(outcome)
     assert outcome.status_code == 200
@@ -306,37 +317,37 @@ def test_a_missing_keyword_is_a_failure_that_names_it(server: Server) -> None:
 
 
 def test_a_non_ascii_keyword_is_found_in_a_body_with_invalid_utf8_around_it(server: Server) -> None:
-    assert probe(ProbeSpec(server.url("/bytes"), timeout=5, keyword="café")).success is True
-    assert probe(ProbeSpec(server.url("/bytes"), timeout=5, keyword="healthy")).success is True
+    assert probe(Spec(server.url("/bytes"), timeout=5, keyword="café")).success is True
+    assert probe(Spec(server.url("/bytes"), timeout=5, keyword="healthy")).success is True
 
 
 def test_a_keyword_is_matched_against_the_decompressed_body(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/gzip"), timeout=5, keyword="but healthy"))
+    outcome = probe(Spec(server.url("/gzip"), timeout=5, keyword="but healthy"))
 
     assert outcome.success is True
 
 
 def test_a_keyword_is_found_across_a_chunked_body(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/chunked"), timeout=5, keyword="second chunk: healthy"))
+    outcome = probe(Spec(server.url("/chunked"), timeout=5, keyword="second chunk: healthy"))
 
     assert outcome.success is True
 
 
 def test_a_keyword_just_inside_the_body_cap_is_found(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url(f"/padded/{MAX_BODY_BYTES - 6}"), timeout=5, keyword="needle"))
+    outcome = probe(Spec(server.url(f"/padded/{MAX_BODY_BYTES - 6}"), timeout=5, keyword="needle"))
 
     assert outcome.success is True
 
 
 def test_a_keyword_beyond_the_body_cap_is_not_found(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url(f"/padded/{MAX_BODY_BYTES}"), timeout=5, keyword="needle"))
+    outcome = probe(Spec(server.url(f"/padded/{MAX_BODY_BYTES}"), timeout=5, keyword="needle"))
 
     assert_failed(outcome)
     assert outcome.error == "keyword 'needle' not found in the first 1048576 bytes"
 
 
 def test_the_body_cap_is_configurable_per_spec(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/padded/100"), timeout=5, keyword="needle", max_body_bytes=50))
+    outcome = probe(Spec(server.url("/padded/100"), timeout=5, keyword="needle", max_body_bytes=50))
 
     assert_failed(outcome)
     assert outcome.error == "keyword 'needle' not found in the first 50 bytes"
@@ -346,7 +357,7 @@ def test_the_body_cap_is_configurable_per_spec(server: Server) -> None:
 
 
 def test_a_3_mib_body_is_a_success_read_only_up_to_the_cap(server: Server) -> None:
-    outcome, elapsed = timed_probe(ProbeSpec(server.url(f"/big/{3 * MIB}"), timeout=5, keyword="healthy"))
+    outcome, elapsed = timed_probe(Spec(server.url(f"/big/{3 * MIB}"), timeout=5, keyword="healthy"))
 
     assert outcome.success is True
     assert outcome.status_code == 200
@@ -355,7 +366,7 @@ def test_a_3_mib_body_is_a_success_read_only_up_to_the_cap(server: Server) -> No
 
 def test_an_endless_body_is_a_success_because_reading_stops_at_the_cap(server: Server) -> None:
     # Were the engine to read to the end, this probe could only end by timing out.
-    outcome, elapsed = timed_probe(ProbeSpec(server.url("/endless"), timeout=5, keyword="healthy"))
+    outcome, elapsed = timed_probe(Spec(server.url("/endless"), timeout=5, keyword="healthy"))
 
     assert outcome.success is True
     assert elapsed < 5
@@ -365,7 +376,7 @@ def test_an_endless_body_is_a_success_because_reading_stops_at_the_cap(server: S
 
 
 def test_the_lookout_user_agent_reaches_the_server(server: Server) -> None:
-    probe(ProbeSpec(server.url("/ok"), timeout=5))
+    probe(Spec(server.url("/ok"), timeout=5))
 
     assert USER_AGENT == f"Lookout/{__version__} (uptime monitor)"
     assert server.seen[0].header_values("User-Agent") == [USER_AGENT]
@@ -374,7 +385,7 @@ def test_the_lookout_user_agent_reaches_the_server(server: Server) -> None:
 def test_custom_headers_reach_the_server(server: Server) -> None:
     headers = {"X-Probe-Token": "s3cret", "Accept": "text/plain"}
 
-    probe(ProbeSpec(server.url("/ok"), timeout=5, headers=headers))
+    probe(Spec(server.url("/ok"), timeout=5, headers=headers))
 
     seen = server.seen[0]
     assert seen.header_values("X-Probe-Token") == ["s3cret"]
@@ -383,20 +394,20 @@ def test_custom_headers_reach_the_server(server: Server) -> None:
 
 
 def test_a_user_agent_header_in_the_spec_replaces_ours_whatever_its_case(server: Server) -> None:
-    probe(ProbeSpec(server.url("/ok"), timeout=5, headers={"user-agent": "custom-agent/2"}))
+    probe(Spec(server.url("/ok"), timeout=5, headers={"user-agent": "custom-agent/2"}))
 
     assert server.seen[0].header_values("User-Agent") == ["custom-agent/2"]
 
 
 def test_the_spec_method_is_used(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/ok"), method="post", timeout=5))
+    outcome = probe(Spec(server.url("/ok"), method="post", timeout=5))
 
     assert outcome.success is True
     assert [seen.method for seen in server.seen] == ["POST"]
 
 
 def test_a_head_probe_succeeds_without_a_body(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/ok"), method="HEAD", timeout=5))
+    outcome = probe(Spec(server.url("/ok"), method="HEAD", timeout=5))
 
     assert outcome.success is True
     assert [seen.method for seen in server.seen] == ["HEAD"]
@@ -406,7 +417,7 @@ def test_a_head_probe_succeeds_without_a_body(server: Server) -> None:
 
 
 def test_a_chain_of_5_redirects_is_followed_to_the_final_status(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url(f"/redirect/{MAX_REDIRECTS}"), timeout=5, keyword="landed"))
+    outcome = probe(Spec(server.url(f"/redirect/{MAX_REDIRECTS}"), timeout=5, keyword="landed"))
 
     assert outcome.success is True
     assert outcome.status_code == 200
@@ -414,7 +425,7 @@ def test_a_chain_of_5_redirects_is_followed_to_the_final_status(server: Server) 
 
 
 def test_a_chain_of_6_redirects_fails_as_too_many_redirects(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url(f"/redirect/{MAX_REDIRECTS + 1}"), timeout=5))
+    outcome = probe(Spec(server.url(f"/redirect/{MAX_REDIRECTS + 1}"), timeout=5))
 
     assert_failed(outcome)
     assert outcome.error == "too many redirects (more than 5)"
@@ -422,14 +433,14 @@ def test_a_chain_of_6_redirects_fails_as_too_many_redirects(server: Server) -> N
 
 
 def test_the_redirect_limit_is_configurable_per_spec(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/redirect/2"), timeout=5, max_redirects=1))
+    outcome = probe(Spec(server.url("/redirect/2"), timeout=5, max_redirects=1))
 
     assert_failed(outcome)
     assert outcome.error == "too many redirects (more than 1)"
 
 
 def test_a_redirect_whose_body_never_arrives_is_still_followed(server: Server) -> None:
-    outcome, elapsed = timed_probe(ProbeSpec(server.url("/stuck-redirect"), timeout=3, keyword="systems ok"))
+    outcome, elapsed = timed_probe(Spec(server.url("/stuck-redirect"), timeout=3, keyword="systems ok"))
 
     assert outcome.success is True
     assert elapsed < 1.5
@@ -438,7 +449,7 @@ def test_a_redirect_whose_body_never_arrives_is_still_followed(server: Server) -
 
 def test_slow_redirect_hops_share_one_total_deadline(server: Server) -> None:
     # 5 hops of 0.4 s each: every hop is within the timeout, the chain is not.
-    outcome, elapsed = timed_probe(ProbeSpec(server.url("/redirect/5?delay=0.4"), timeout=1.0))
+    outcome, elapsed = timed_probe(Spec(server.url("/redirect/5?delay=0.4"), timeout=1.0))
 
     assert_failed(outcome)
     assert outcome.error == "timed out after 1.0s"
@@ -454,7 +465,7 @@ def test_a_closed_port_is_a_connection_refused_failure() -> None:
     port = sock.getsockname()[1]
     sock.close()
 
-    outcome = probe(ProbeSpec(f"http://127.0.0.1:{port}/", timeout=5))
+    outcome = probe(Spec(f"http://127.0.0.1:{port}/", timeout=5))
 
     assert_failed(outcome)
     assert outcome.status_code is None
@@ -462,7 +473,7 @@ def test_a_closed_port_is_a_connection_refused_failure() -> None:
 
 
 def test_a_server_that_never_answers_fails_within_the_timeout(server: Server) -> None:
-    outcome, elapsed = timed_probe(ProbeSpec(server.url("/hang"), timeout=1.0))
+    outcome, elapsed = timed_probe(Spec(server.url("/hang"), timeout=1.0))
 
     assert_failed(outcome)
     assert outcome.status_code is None
@@ -473,7 +484,7 @@ def test_a_server_that_never_answers_fails_within_the_timeout(server: Server) ->
 
 def test_a_slow_drip_body_fails_at_the_total_deadline(server: Server) -> None:
     # Each byte arrives well within any per-read timeout; only a total deadline can stop this.
-    outcome, elapsed = timed_probe(ProbeSpec(server.url("/drip"), timeout=1.0))
+    outcome, elapsed = timed_probe(Spec(server.url("/drip"), timeout=1.0))
 
     assert_failed(outcome)
     assert outcome.status_code == 200
@@ -483,7 +494,7 @@ def test_a_slow_drip_body_fails_at_the_total_deadline(server: Server) -> None:
 
 def test_a_body_that_stalls_gives_up_at_the_total_deadline_not_a_full_timeout_later(server: Server) -> None:
     # Headers at 0.5 s, then silence: a read timeout fixed at send time would wait until ~1.5 s.
-    outcome, elapsed = timed_probe(ProbeSpec(server.url("/late-then-stall?delay=0.5"), timeout=1.0))
+    outcome, elapsed = timed_probe(Spec(server.url("/late-then-stall?delay=0.5"), timeout=1.0))
 
     assert_failed(outcome)
     assert outcome.error == "timed out after 1.0s"
@@ -492,7 +503,7 @@ def test_a_body_that_stalls_gives_up_at_the_total_deadline_not_a_full_timeout_la
 
 def test_an_unresolvable_host_is_a_dns_failure() -> None:
     # .invalid is reserved (RFC 6761): the resolver answers NXDOMAIN without asking the internet.
-    outcome, elapsed = timed_probe(ProbeSpec("http://nonexistent.invalid/", timeout=2.0))
+    outcome, elapsed = timed_probe(Spec("http://nonexistent.invalid/", timeout=2.0))
 
     assert_failed(outcome)
     assert outcome.status_code is None
@@ -501,7 +512,7 @@ def test_an_unresolvable_host_is_a_dns_failure() -> None:
 
 
 def test_https_to_a_plain_http_port_is_an_ssl_error(server: Server) -> None:
-    outcome = probe(ProbeSpec(server.url("/ok").replace("http://", "https://"), timeout=5))
+    outcome = probe(Spec(server.url("/ok").replace("http://", "https://"), timeout=5))
 
     assert_failed(outcome)
     assert outcome.status_code is None
@@ -517,7 +528,7 @@ def test_https_to_a_plain_http_port_is_an_ssl_error(server: Server) -> None:
     ],
 )
 def test_an_invalid_url_is_a_failure_not_an_exception(url: str, start: str) -> None:
-    outcome = probe(ProbeSpec(url, timeout=2))
+    outcome = probe(Spec(url, timeout=2))
 
     assert_failed(outcome)
     assert outcome.status_code is None
@@ -525,7 +536,7 @@ def test_an_invalid_url_is_a_failure_not_an_exception(url: str, start: str) -> N
 
 
 def test_an_invalid_header_value_is_a_failure_not_an_exception() -> None:
-    outcome = probe(ProbeSpec("http://127.0.0.1:9/", timeout=2, headers={"X-Bad": "a\r\nInjected: 1"}))
+    outcome = probe(Spec("http://127.0.0.1:9/", timeout=2, headers={"X-Bad": "a\r\nInjected: 1"}))
 
     assert_failed(outcome)
     assert outcome.error.startswith("invalid header")

@@ -50,7 +50,7 @@ def test_a_healthy_target_is_recorded_as_a_success_and_the_monitor_is_up(alice, 
 
 def test_a_503_target_is_recorded_as_a_failure_and_the_monitor_is_down(alice, http_target):
     http_target.set(status=503)
-    monitor = monitor_for(alice, http_target)
+    monitor = monitor_for(alice, http_target, failure_threshold=1)  # one failure confirms it (default: two)
 
     outcome = probe_run(monitor_id=monitor.pk, task_id="scheduled-2")
 

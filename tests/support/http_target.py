@@ -1,5 +1,6 @@
 """A real HTTP server on 127.0.0.1 that probes hit; it keeps its own log of every hit."""
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class Behaviour:
 class HttpTarget:
     behaviour: Behaviour = field(default_factory=Behaviour)
     hits: list[Hit] = field(default_factory=list)
+    # Serve HTTPS with this server-side context (e.g. from trustme); the handshake runs in the handler thread.
+    tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -55,12 +58,16 @@ class HttpTarget:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True,
+                                                       do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/"
 
     def set(self, **changes: object) -> None:
         with self._lock:

@@ -93,6 +93,8 @@ class LookoutStack:
             CELERY_BROKER_URL=vhost_create(name),
             SECRET_KEY=secrets.token_urlsafe(50),
             LOOKOUT_MIN_INTERVAL="1",
+            LOOKOUT_ALLOW_PRIVATE_TARGETS="1",
+            LOOKOUT_PUSH_SWEEP_SECONDS="1",
             LOOKOUT_METRICS_TOKEN=self.metrics_token,
             LOOKOUT_WORKER_CONCURRENCY="20",
             LOOKOUT_API_WORKERS="2",
@@ -117,16 +119,38 @@ class LookoutStack:
         self.processes[name] = subprocess.Popen([*LOOKOUT, *args], env={**self.env, **env}, stdout=log,
                                                 stderr=subprocess.STDOUT)
 
-    def up(self) -> "LookoutStack":
+    def up(self, **process_env: dict[str, str]) -> "LookoutStack":
+        """Start api, worker and beat; `process_env` adds environment per process (`worker={"CELERY_...": ...}`)."""
         self.run("migrate")
         self.token = self.run("manage", "createapiuser", "e2e").strip()
-        self.start("api", "api", "--bind", f"127.0.0.1:{self.api_port}")
-        self.start("worker", "worker", LOOKOUT_METRICS_PORT=str(self.worker_metrics_port))
-        self.start("beat", "beat", LOOKOUT_METRICS_PORT=str(self.beat_metrics_port))
+        self.start("api", "api", "--bind", f"127.0.0.1:{self.api_port}", **process_env.get("api", {}))
+        self.start("worker", "worker", **{"LOOKOUT_METRICS_PORT": str(self.worker_metrics_port),
+                                          **process_env.get("worker", {})})
+        self.start("beat", "beat", **{"LOOKOUT_METRICS_PORT": str(self.beat_metrics_port),
+                                      **process_env.get("beat", {})})
         wait_until(self._ready, timeout=60, what="the API's /readyz")
-        wait_until(lambda: self._port_open(self.worker_metrics_port), timeout=60, what="the worker")
+        # The worker's /readyz answers 200 once its consumer is connected to the broker.
+        wait_until(lambda: self._ok(self.worker_metrics_port, "/readyz"), timeout=60, what="the worker")
         wait_until(lambda: self._port_open(self.beat_metrics_port), timeout=60, what="beat")
         return self
+
+    def metrics_url(self, name: str) -> str:
+        """The /metrics URL of `api`, `worker` or `beat` (bearer LOOKOUT_METRICS_TOKEN)."""
+        return {"api": f"{self.url}/metrics", "worker": f"http://127.0.0.1:{self.worker_metrics_port}/metrics",
+                "beat": f"http://127.0.0.1:{self.beat_metrics_port}/metrics"}[name]
+
+    def metrics(self, name: str) -> str:
+        response = requests.get(self.metrics_url(name), headers={"Authorization": f"Bearer {self.metrics_token}"},
+                                timeout=30)
+        assert response.status_code == 200, f"{name} /metrics: {response.status_code} {response.text[:200]}"
+        return response.text
+
+    def _ok(self, port: int, path: str) -> bool:
+        self.assert_running()
+        try:
+            return requests.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
 
     def _ready(self) -> bool:
         self.assert_running()

@@ -3,6 +3,7 @@
 Every secret may also come from ``NAME_FILE`` (a path), so Kubernetes secrets can be mounted as files.
 """
 
+import ipaddress
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -57,3 +58,10 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
 def env_list(name: str, default: str = "") -> list[str]:
     value = env_str(name, default) or ""
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_cidrs(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in env_list(name))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (expected comma-separated CIDRs such as 10.0.0.0/8)") from exc

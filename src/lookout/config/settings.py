@@ -5,7 +5,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lookout.config.env import env_bool, env_int, env_list, env_required, env_str
+from lookout.config.env import env_bool, env_cidrs, env_int, env_list, env_required, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "lookout.monitors",
     "lookout.scheduling",
     "lookout.observability",
+    "lookout.alerting",
+    "lookout.stats",
 ]
 
 MIDDLEWARE = [
@@ -136,6 +138,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env_str("LOOKOUT_USER_RATE", "1200/minute"),
         "login": env_str("LOOKOUT_LOGIN_RATE", "10/minute"),
+        "push": env_str("LOOKOUT_PUSH_RATE", "60/minute"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -158,6 +161,76 @@ LOOKOUT_LOG_FORMAT = (env_str("LOOKOUT_LOG_FORMAT", "text") or "text").lower()
 if LOOKOUT_LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOOKOUT_LOG_FORMAT={LOOKOUT_LOG_FORMAT!r} must be 'text' or 'json'")
 LOOKOUT_PROBE_QUEUE = "probes"
+LOOKOUT_ENCRYPTION_KEYS = env_list("LOOKOUT_ENCRYPTION_KEY")
+# Safe targets: monitors may not reach private, loopback or link-local addresses unless opened up here.
+LOOKOUT_ALLOW_PRIVATE_TARGETS = env_bool("LOOKOUT_ALLOW_PRIVATE_TARGETS", False)
+LOOKOUT_TARGET_ALLOWLIST = env_cidrs("LOOKOUT_TARGET_ALLOWLIST")
+LOOKOUT_PUSH_SWEEP_SECONDS = env_int("LOOKOUT_PUSH_SWEEP_SECONDS", 10, minimum=1)
+# Where links in alerts point (https://lookout.example.com); empty: links are API paths only.
+LOOKOUT_BASE_URL = (env_str("LOOKOUT_BASE_URL") or "").rstrip("/")
+
+# Alert delivery (lookout.alerting): tasks on their own queue, so probes never wait behind deliveries.
+LOOKOUT_ALERT_QUEUE = "alerts"
+LOOKOUT_ALERT_TIMEOUT_SECONDS = env_int("LOOKOUT_ALERT_TIMEOUT_SECONDS", 10, minimum=1)
+# A claimed delivery whose worker died is picked up again once its lease ran out: longer than any send.
+LOOKOUT_ALERT_LEASE_SECONDS = env_int("LOOKOUT_ALERT_LEASE_SECONDS", 60, minimum=2)
+if LOOKOUT_ALERT_LEASE_SECONDS <= LOOKOUT_ALERT_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        f"LOOKOUT_ALERT_LEASE_SECONDS={LOOKOUT_ALERT_LEASE_SECONDS} must exceed LOOKOUT_ALERT_TIMEOUT_SECONDS="
+        f"{LOOKOUT_ALERT_TIMEOUT_SECONDS}: a live delivery must never lose its lease to a second sender"
+    )
+LOOKOUT_ALERT_RETRY_BASE_SECONDS = env_int("LOOKOUT_ALERT_RETRY_BASE_SECONDS", 10, minimum=1)
+LOOKOUT_ALERT_RETRY_MAX_SECONDS = env_int("LOOKOUT_ALERT_RETRY_MAX_SECONDS", 3600, minimum=1)
+LOOKOUT_ALERT_MAX_ATTEMPTS = env_int("LOOKOUT_ALERT_MAX_ATTEMPTS", 12, minimum=1)
+LOOKOUT_ALERT_SWEEP_SECONDS = env_int("LOOKOUT_ALERT_SWEEP_SECONDS", 5, minimum=1)
+# Mass-failure guard: this many monitors, and this share of those probed within the window, failing at once
+# look like Lookout's own network or DNS rather than the world: per-monitor alerts are held meanwhile.
+LOOKOUT_GUARD_ENABLED = env_bool("LOOKOUT_GUARD_ENABLED", True)
+LOOKOUT_GUARD_MIN_FAILING = env_int("LOOKOUT_GUARD_MIN_FAILING", 10, minimum=1)
+LOOKOUT_GUARD_FAILING_PERCENT = env_int("LOOKOUT_GUARD_FAILING_PERCENT", 50, minimum=1)
+if LOOKOUT_GUARD_FAILING_PERCENT > 100:
+    raise ImproperlyConfigured(f"LOOKOUT_GUARD_FAILING_PERCENT={LOOKOUT_GUARD_FAILING_PERCENT} must be 1 to 100")
+LOOKOUT_GUARD_WINDOW_SECONDS = env_int("LOOKOUT_GUARD_WINDOW_SECONDS", 300, minimum=1)
+LOOKOUT_GUARD_MAX_HOLD_SECONDS = env_int("LOOKOUT_GUARD_MAX_HOLD_SECONDS", 900, minimum=1)
+
+# Statistics and retention (lookout.stats).
+LOOKOUT_RESULTS_RETENTION_DAYS = env_int("LOOKOUT_RESULTS_RETENTION_DAYS", 30, minimum=1)
+LOOKOUT_ROLLUP_RETENTION_DAYS = env_int("LOOKOUT_ROLLUP_RETENTION_DAYS", 400, minimum=1)
+LOOKOUT_ROLLUP_SECONDS = env_int("LOOKOUT_ROLLUP_SECONDS", 300, minimum=1)
+LOOKOUT_PRUNE_SECONDS = env_int("LOOKOUT_PRUNE_SECONDS", 3600, minimum=1)
+LOOKOUT_PRUNE_BATCH_SIZE = env_int("LOOKOUT_PRUNE_BATCH_SIZE", 5000, minimum=1)
+
+# Email alerts: Django's standard EMAIL_* settings (every one may come from NAME_FILE, e.g. the password).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set at most one")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", LOOKOUT_ALERT_TIMEOUT_SECONDS, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "Lookout <lookout@localhost>"
+
+# Built-in maintenance schedules. `lookout migrate` creates a PeriodicTask row for each one that does not exist
+# yet and never changes an existing row: from then on the row is data, changed through /api/v1/periodic-tasks/
+# (or the admin), and survives restarts. (Entries in CELERY_BEAT_SCHEDULE would be rewritten by beat at every
+# start, undoing such changes; so there are none.) Their task names are the periodic-task API's allowlist.
+LOOKOUT_PERIODIC_TASKS = {
+    "lookout.push-sweep": {"task": "lookout.monitors.tasks.push_sweep", "every": LOOKOUT_PUSH_SWEEP_SECONDS,
+                           "description": "Push monitors whose heartbeat is overdue go down."},
+    "lookout.alert-sweep": {"task": "lookout.alerting.tasks.alerts_sweep", "every": LOOKOUT_ALERT_SWEEP_SECONDS,
+                            "description": "Maintenance-window status, the mass-failure guard, due and retried "
+                                           "alert deliveries, deliveries whose lease ran out."},
+    "lookout.stats-rollup": {"task": "lookout.stats.tasks.rollup", "every": LOOKOUT_ROLLUP_SECONDS,
+                             "description": "Hourly per-monitor rollups of finished hours."},
+    "lookout.results-prune": {"task": "lookout.stats.tasks.results_prune", "every": LOOKOUT_PRUNE_SECONDS,
+                              "description": "Raw results older than LOOKOUT_RESULTS_RETENTION_DAYS."},
+    "lookout.rollups-prune": {"task": "lookout.stats.tasks.rollups_prune", "every": LOOKOUT_PRUNE_SECONDS,
+                              "description": "Rollups, incidents and alert history older than "
+                                             "LOOKOUT_ROLLUP_RETENTION_DAYS."},
+}
 
 # Celery (read by lookout.config.celery_app with namespace CELERY_)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
@@ -176,12 +249,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Expiring probe messages must not sit in one busy worker's prefetch buffer.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_ROUTES = {"lookout.probes.tasks.*": {"queue": LOOKOUT_PROBE_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "lookout.probes.tasks.*": {"queue": LOOKOUT_PROBE_QUEUE},
+    "lookout.alerting.tasks.*": {"queue": LOOKOUT_ALERT_QUEUE},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True} if (CELERY_BROKER_URL or "").startswith("amqp") else {}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's consumer, reporting each turn of its loop: the worker's /healthz tells "stuck" from "reconnecting".
+CELERY_WORKER_CONSUMER = "lookout.observability.liveness:LookoutConsumer"
 CELERY_BEAT_SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
+# Empty on purpose: beat rewrites these rows at every start. Lookout's own schedules (including the push sweep)
+# are LOOKOUT_PERIODIC_TASKS above, created once by `lookout migrate` and then owned by the periodic-task API.
+CELERY_BEAT_SCHEDULE: dict = {}
 # Beat looks for changed schedules at least this often: a monitor change takes effect within ~1 s.
 CELERY_BEAT_MAX_LOOP_INTERVAL = 1
 DJANGO_CELERY_BEAT_TZ_AWARE = True

@@ -8,6 +8,31 @@ class MonitorStatus(models.TextChoices):
     UP = "up"
     DOWN = "down"
     PAUSED = "paused"
+    MAINTENANCE = "maintenance"  # inside a maintenance window: probed and recorded, no incident alerts
+
+
+class MonitorHealth(models.TextChoices):
+    """What the state machine last confirmed; `status` shows it unless the monitor is paused or in maintenance."""
+
+    PENDING = "pending"
+    UP = "up"
+    DOWN = "down"
+
+
+class MonitorType(models.TextChoices):
+    HTTP = "http"
+    TCP = "tcp"
+    DNS = "dns"
+    PUSH = "push"  # heartbeat: the target calls us; no probe, no PeriodicTask
+
+
+class RecordType(models.TextChoices):
+    A = "A"
+    AAAA = "AAAA"
+    CNAME = "CNAME"
+    MX = "MX"
+    TXT = "TXT"
+    NS = "NS"
 
 
 class HttpMethod(models.TextChoices):
@@ -26,8 +51,11 @@ class Monitor(models.Model):
     # PROTECT: deleting a user must go through monitor_delete so schedules go with their monitors.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="monitors")
     name = models.CharField(max_length=200)
-    url = models.URLField(max_length=2048)
+    type = models.CharField(max_length=8, choices=MonitorType.choices, default=MonitorType.HTTP)
+    # http(s)://…, tcp://host:port, dns://resolver/name; empty for push monitors.
+    url = models.CharField(max_length=2048, blank=True, default="")
     method = models.CharField(max_length=7, choices=HttpMethod.choices, default=HttpMethod.GET)
+    body = models.TextField(blank=True, default="", help_text="HTTP request body.")
     interval = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds between probes.")
     # null, not "": "no crontab" is what the interval-xor-cron constraint checks.
     cron = models.CharField(max_length=120, null=True, blank=True, help_text="5-field crontab.")  # noqa: DJ001
@@ -36,19 +64,65 @@ class Monitor(models.Model):
     expected_status = models.JSONField(null=True, blank=True, help_text="Accepted codes; null: any 2xx/3xx.")
     keyword = models.CharField(max_length=1024, null=True, blank=True)  # noqa: DJ001 (null: no keyword check)
     headers = models.JSONField(default=dict, blank=True)
+    # Encrypted at rest (lookout.monitors.encryption); write-only in the API.
+    secret_headers = models.TextField(blank=True, default="")
+    basic_auth_username = models.CharField(max_length=256, blank=True, default="")
+    basic_auth_password = models.TextField(blank=True, default="")
+    follow_redirects = models.BooleanField(default=True)
+    max_redirects = models.PositiveSmallIntegerField(default=5)
+    max_body_bytes = models.PositiveIntegerField(default=1024 * 1024)
+    ip_version = models.PositiveSmallIntegerField(null=True, blank=True, help_text="4, 6 or null (either).")
+    verify_tls = models.BooleanField(default=True)
+    tls_expiry_days = models.PositiveSmallIntegerField(default=14)
+    conditions = models.JSONField(default=list, blank=True)
+    send = models.TextField(blank=True, default="", help_text="tcp: bytes to send once connected.")
+    expect = models.TextField(blank=True, default="", help_text="tcp: bytes the answer must contain.")
+    record_type = models.CharField(max_length=8, choices=RecordType.choices, default=RecordType.A)
+    expected_answer = models.CharField(max_length=512, blank=True, default="")
+    grace = models.PositiveIntegerField(default=60, help_text="push: seconds of slack after the interval.")
+    push_token = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    # push: when the next heartbeat is overdue; the sweep's indexed query reads only this.
+    push_deadline = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=MonitorStatus.choices, default=MonitorStatus.PENDING)
+    # The state machine (lookout.alerting.state): down after failure_threshold failed probes in a row, up again
+    # after recovery_threshold successes, so a flapping target does not alert on every probe.
+    failure_threshold = models.PositiveSmallIntegerField(default=2)
+    recovery_threshold = models.PositiveSmallIntegerField(default=1)
+    health = models.CharField(max_length=8, choices=MonitorHealth.choices, default=MonitorHealth.PENDING)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    consecutive_successes = models.PositiveIntegerField(default=0)
+    # When the current run of failures (or successes) began: an incident starts at its first failed probe.
+    streak_started_at = models.DateTimeField(null=True, blank=True)
+    # Besides these, the owner's default channels are alerted too.
+    channels = models.ManyToManyField("alerting.Channel", blank=True, related_name="monitors")
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_response_time_ms = models.FloatField(null=True, blank=True)
+    last_phases = models.JSONField(default=dict, blank=True, help_text="Milliseconds per phase of the last probe.")
+    tls_not_after = models.DateTimeField(null=True, blank=True)
+    tls_fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # PROTECT: the schedule is derived from the monitor and only goes away with it (monitor_delete).
-    periodic_task = models.OneToOneField(PeriodicTask, on_delete=models.PROTECT, related_name="monitor")
+    periodic_task = models.OneToOneField(PeriodicTask, on_delete=models.PROTECT, related_name="monitor",
+                                         null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["owner", "id"])]
+        indexes = [
+            models.Index(fields=["owner", "id"]),
+            models.Index(fields=["push_deadline"], name="monitor_push_deadline_idx",
+                         condition=models.Q(type="push", enabled=True)),
+            # The mass-failure guard counts failing monitors; only those are in this index.
+            models.Index(fields=["last_checked_at"], name="monitor_failing_idx",
+                         condition=models.Q(consecutive_failures__gt=0, enabled=True)),
+        ]
         constraints = [
+            models.CheckConstraint(
+                name="monitor_probed_xor_push",
+                condition=(models.Q(type="push", periodic_task__isnull=True)
+                           | (~models.Q(type="push") & models.Q(periodic_task__isnull=False))),
+            ),
             models.CheckConstraint(
                 name="monitor_interval_xor_cron",
                 condition=(models.Q(interval__isnull=False, cron__isnull=True)
@@ -68,6 +142,10 @@ class ProbeResult(models.Model):
     response_time_ms = models.FloatField()
     error = models.TextField(blank=True, default="")
     task_id = models.CharField(max_length=64, blank=True, default="")
+    phases = models.JSONField(default=dict, blank=True,
+                              help_text="Milliseconds per phase: dns, connect, tls, processing, transfer.")
+    tls = models.JSONField(null=True, blank=True, help_text="Certificate facts, when TLS was spoken.")
+    failed_condition = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["-checked_at", "-id"]
@@ -90,3 +168,25 @@ class IssuedTask(models.Model):
 
     def __str__(self) -> str:
         return self.task_id
+
+
+class EventKind(models.TextChoices):
+    TLS_EXPIRING = "tls.expiring"
+
+
+class MonitorEvent(models.Model):
+    """Something to tell the owner about, once: the unique key makes a repeat a no-op."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    # What makes the event "the same one again": for tls.expiring, the certificate's fingerprint.
+    key = models.CharField(max_length=128)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["monitor", "kind", "key"], name="monitor_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for monitor {self.monitor_id}"

@@ -5,11 +5,11 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
-from lookout.monitors.models import IssuedTask, Monitor, ProbeResult
+from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, ProbeResult
 
 
 def monitor_list(*, owner: AbstractBaseUser) -> QuerySet[Monitor]:
-    return Monitor.objects.filter(owner=owner).order_by("id")
+    return Monitor.objects.filter(owner=owner).prefetch_related("channels").order_by("id")
 
 
 def result_list(*, owner: AbstractBaseUser, monitor_id: int | None = None, success: bool | None = None,
@@ -30,3 +30,10 @@ def issued_task_get(*, owner: AbstractBaseUser, task_id: str) -> IssuedTask | No
 
 def monitor_for_probe(*, monitor_id: int) -> Monitor | None:
     return Monitor.objects.filter(pk=monitor_id).first()
+
+
+def event_list(*, owner: AbstractBaseUser, monitor_id: int | None = None) -> QuerySet[MonitorEvent]:
+    events = MonitorEvent.objects.filter(monitor__owner=owner)
+    if monitor_id is not None:
+        events = events.filter(monitor_id=monitor_id)
+    return events.order_by("-created_at", "-id")

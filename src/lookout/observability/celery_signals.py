@@ -1,23 +1,106 @@
-"""Start the metrics and health port in the worker (default 9540) and beat (default 9541) processes."""
+"""The metrics and health port of the worker (default 9540) and beat (default 9541), and the worker's task counts."""
 
+import time
 from typing import Any
 
-from celery.signals import beat_init, worker_ready
+from celery.signals import beat_init, task_failure, task_retry, task_revoked, worker_init
 
 from lookout.config.env import env_int
+from lookout.observability.health import database_ok
+from lookout.observability.liveness import consumer_state, kombu_retry_sleep_cooperative
+from lookout.observability.metrics import (
+    BEAT_DISPATCHES,
+    TASK_FAILURES,
+    TASK_RETRIES,
+    TASKS_EXPIRED,
+    beat_metrics,
+    worker_series_initialize,
+)
 from lookout.observability.server import metrics_server_start
 
+# Beat ticks at least every second (CELERY_BEAT_MAX_LOOP_INTERVAL), a standby every few seconds: a loop
+# silent for this long is wedged, and a liveness probe should restart it.
+BEAT_STALE_SECONDS = 60.0
 
-def _alive() -> tuple[bool, str]:
-    return True, "ok"
+
+def beat_health(service: Any) -> tuple[bool, str]:
+    """Alive while the loop ticks; the body says whether this beat holds the single-beat lock."""
+    from lookout.scheduling.lock import current_lock
+
+    # Celery's beat Service stamps _last_tick on every pass (its own remote-control staleness check reads it).
+    last_tick = getattr(service, "_last_tick", None)
+    if last_tick is not None and time.monotonic() - last_tick > BEAT_STALE_SECONDS:
+        return False, f"stale: no scheduler tick for {time.monotonic() - last_tick:.0f}s"
+    lock = current_lock()
+    if lock is None:
+        return True, "starting"
+    if not lock.requires_lock:
+        return True, "active: single process, no scheduler lock needed"
+    if lock.held:
+        return True, "active: holds the scheduler lock"
+    return True, "standby: waiting for the scheduler lock"
 
 
-@worker_ready.connect
-def worker_metrics_start(**_: Any) -> None:
+def beat_readiness() -> tuple[bool, str]:
+    """Ready while the database answers: without it beat can neither hold the lock nor read schedules."""
+    from django.db import connection
+
+    try:
+        return database_ok()
+    finally:
+        connection.close()  # each request runs on a thread of its own
+
+
+def _in_flight() -> float:
+    from celery.worker import state
+
+    return len(state.active_requests)
+
+
+@worker_init.connect
+def worker_metrics_start(sender: Any = None, **_: Any) -> None:
+    # At worker_init, before the consumer connects: a worker waiting for the broker answers /healthz (alive,
+    # reconnecting) instead of looking dead to its startup probe.
+    kombu_retry_sleep_cooperative()
+    worker_series_initialize(
+        tasks=[name for name in sender.app.tasks if name.startswith("lookout.")],
+        concurrency=int(sender.concurrency or 0), in_flight=_in_flight, loop_age=consumer_state.loop_age,
+        broker_connected=lambda: 1 if consumer_state.connected else 0,
+    )
     # Workers export fleet-wide series only: per-monitor ones would be duplicated by every replica.
-    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9540), include_monitors=False, health=_alive)
+    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9540), include_monitors=False,
+                         health=consumer_state.health, readiness=consumer_state.readiness)
+
+
+@task_failure.connect
+def task_failure_count(sender: Any = None, **_: Any) -> None:
+    TASK_FAILURES.labels(task=getattr(sender, "name", "unknown")).inc()
+
+
+@task_retry.connect
+def task_retry_count(sender: Any = None, **_: Any) -> None:
+    TASK_RETRIES.labels(task=getattr(sender, "name", "unknown")).inc()
+
+
+@task_revoked.connect
+def task_expired_count(sender: Any = None, expired: bool = False, **_: Any) -> None:
+    if expired:
+        TASKS_EXPIRED.labels(task=getattr(sender, "name", "unknown")).inc()
 
 
 @beat_init.connect
-def beat_metrics_start(**_: Any) -> None:
-    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), include_monitors=True, health=_alive)
+def beat_metrics_start(sender: Any = None, **_: Any) -> None:
+    from lookout.scheduling.lock import current_lock
+    from lookout.scheduling.schedules import PROBE_TASK
+
+    def dispatching() -> bool:
+        lock = current_lock()
+        return lock is not None and lock.held
+
+    metrics = beat_metrics()
+    metrics.lock_held.set_function(lambda: 1 if dispatching() else 0)
+    for outcome in ("sent", "failed"):
+        BEAT_DISPATCHES.labels(task=PROBE_TASK, outcome=outcome)
+    # Per-monitor series only from the beat that dispatches: a hot standby would double every one of them.
+    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), include_monitors=dispatching,
+                         health=lambda: beat_health(sender), readiness=beat_readiness)

@@ -1,6 +1,10 @@
-"""The metrics and health port of the worker and beat processes (LOOKOUT_METRICS_PORT)."""
+"""The metrics and health port of the worker and beat processes (LOOKOUT_METRICS_PORT).
+
+/healthz is liveness (restart me), /readyz readiness (a dependency is down; I wait for it), /metrics the scrape.
+"""
 
 import logging
+import socketserver
 import threading
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -11,6 +15,13 @@ from lookout.observability.health import metrics_token_ok
 logger = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], tuple[bool, str]]
+# Beat serves the per-monitor series only while it dispatches, so a hot standby never doubles them.
+IncludeMonitors = bool | Callable[[], bool]
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    # A scrape of beat's per-monitor series can take seconds at 100k monitors: /healthz must not queue behind it.
+    daemon_threads = True
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -18,20 +29,31 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def metrics_app(*, include_monitors: bool, health: HealthCheck) -> Callable:
+def _check_answer(check: HealthCheck, start_response: Callable) -> Iterable[bytes]:
+    try:
+        healthy, detail = check()
+    except Exception as exc:  # a check that cannot decide says so, with a 503
+        logger.exception("health check failed")
+        healthy, detail = False, f"check failed: {exc}"
+    start_response("200 OK" if healthy else "503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [f"{detail}\n".encode()]
+
+
+def metrics_app(*, include_monitors: IncludeMonitors, health: HealthCheck,
+                readiness: HealthCheck | None = None) -> Callable:
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
-            healthy, detail = health()
-            start_response("200 OK" if healthy else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [f"{detail}\n".encode()]
+            return _check_answer(health, start_response)
+        if path == "/readyz":
+            return _check_answer(readiness or health, start_response)
         if path == "/metrics":
             if not metrics_token_ok(environ.get("HTTP_AUTHORIZATION")):
                 start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
                 return [b"metrics need the bearer token (LOOKOUT_METRICS_TOKEN)\n"]
             try:
-                body, content_type = metrics_payload(environ.get("HTTP_ACCEPT", ""),
-                                                     include_monitors=include_monitors)
+                monitors = include_monitors() if callable(include_monitors) else include_monitors
+                body, content_type = metrics_payload(environ.get("HTTP_ACCEPT", ""), include_monitors=monitors)
             except Exception:
                 logger.exception("metrics scrape failed")
                 start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
@@ -39,19 +61,19 @@ def metrics_app(*, include_monitors: bool, health: HealthCheck) -> Callable:
             start_response("200 OK", [("Content-Type", content_type)])
             return [body]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found: try /metrics or /healthz\n"]
+        return [b"not found: try /metrics, /healthz or /readyz\n"]
 
     return app
 
 
-def metrics_server_start(*, port: int, include_monitors: bool, health: HealthCheck,
-                         host: str = "0.0.0.0") -> WSGIServer | None:
+def metrics_server_start(*, port: int, include_monitors: IncludeMonitors, health: HealthCheck,
+                         readiness: HealthCheck | None = None, host: str = "0.0.0.0") -> WSGIServer | None:
     """Serve in a daemon thread (a greenlet once gevent has patched threading); 0 disables the port."""
     if port == 0:
         return None
     try:
-        server = make_server(host, port, metrics_app(include_monitors=include_monitors, health=health),
-                             handler_class=_QuietHandler)
+        app = metrics_app(include_monitors=include_monitors, health=health, readiness=readiness)
+        server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
     except OSError as exc:
         logger.error("metrics port %s unavailable (%s): this process serves no metrics", port, exc)
         return None

@@ -3,6 +3,7 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from lookout.observability.metrics import DUE_AT_HEADER, schedule_lag_observe
 from lookout.probes.services import probe_run
 
 
@@ -12,4 +13,8 @@ from lookout.probes.services import probe_run
              autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_backoff_max=30,
              retry_jitter=True, max_retries=5)
 def probe_monitor(monitor_id: int, manual: bool = False) -> dict[str, Any] | None:
+    request = probe_monitor.request
+    if not request.retries:  # a retry starts late on purpose; its first attempt was measured
+        # Beat stamps the time the probe was due; check-now messages carry none.
+        schedule_lag_observe((request.headers or {}).get(DUE_AT_HEADER))
     return probe_run(monitor_id=monitor_id, task_id=probe_monitor.request.id or "", manual=manual)

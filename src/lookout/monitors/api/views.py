@@ -7,21 +7,25 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from lookout.config.celery_app import app as celery_app
 from lookout.monitors import selectors, services
 from lookout.monitors.api.serializers import (
     CheckQueuedSerializer,
+    EventFilterSerializer,
+    MonitorEventSerializer,
     MonitorSerializer,
     ProbeResultSerializer,
+    PushAcceptedSerializer,
     ResultFilterSerializer,
     TaskStateSerializer,
 )
-from lookout.monitors.models import Monitor, ProbeResult
+from lookout.monitors.models import Monitor, MonitorEvent, ProbeResult
 
 
 class TokenView(ObtainAuthToken):
@@ -67,6 +71,8 @@ class MonitorViewSet(viewsets.ModelViewSet):
     def check(self, request: Request, pk: str | None = None) -> Response:
         try:
             task_id = services.monitor_check_now(monitor=self.get_object())
+        except services.NotProbed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except services.BrokerUnavailable as exc:
             return Response({"detail": f"The broker is unavailable, nothing was queued: {exc}"},
                             status=status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -92,6 +98,48 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         params = filters.validated_data
         return selectors.result_list(owner=self.request.user, monitor_id=params.get("monitor"),
                                      success=params.get("success"), since=params.get("since"))
+
+
+@extend_schema(parameters=[OpenApiParameter("monitor", int, description="Only this monitor's events.")])
+class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Events raised once each, such as tls.expiring (once per certificate), newest first."""
+
+    serializer_class = MonitorEventSerializer
+
+    def get_queryset(self) -> QuerySet[MonitorEvent]:
+        if getattr(self, "swagger_fake_view", False):
+            return MonitorEvent.objects.none()
+        filters = EventFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        return selectors.event_list(owner=self.request.user, monitor_id=filters.validated_data.get("monitor"))
+
+
+class PushThrottle(SimpleRateThrottle):
+    """Per push token: a misbehaving client cannot flood one monitor's results."""
+
+    scope = "push"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": view.kwargs.get("token", "")}
+
+
+class PushView(APIView):
+    """Heartbeat of a push monitor. The token in the path is the credential."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [PushThrottle]
+
+    @extend_schema(request=None, responses={200: PushAcceptedSerializer})
+    def post(self, request: Request, token: str) -> Response:
+        if services.push_receive(token=token) is None:
+            raise NotFound("No push monitor has this token.")
+        return Response({"ok": True})
+
+    @extend_schema(request=None, responses={200: PushAcceptedSerializer})
+    def get(self, request: Request, token: str) -> Response:
+        # GET too: cron jobs and scripts ping with `curl URL` more often than with POST.
+        return self.post(request, token)
 
 
 class TaskView(APIView):

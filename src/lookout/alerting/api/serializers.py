@@ -1,0 +1,233 @@
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import EmailValidator
+from django.utils import timezone
+from rest_framework import serializers
+
+from lookout.alerting.incidents import incident_duration_seconds
+from lookout.alerting.maintenance import MAX_DURATION_SECONDS, window_active
+from lookout.alerting.models import (
+    AlertEvent,
+    Channel,
+    ChannelKind,
+    Incident,
+    MaintenanceWindow,
+    Notification,
+    NotificationAttempt,
+    NotificationState,
+)
+from lookout.monitors.api.fields import StrictIntegerField
+from lookout.monitors.models import Monitor, MonitorType
+from lookout.monitors.targets import target_url_validate
+from lookout.scheduling.crontab import crontab_fields, timezone_validate
+
+_email = EmailValidator()
+
+
+class StrictFieldsMixin:
+    """Unknown fields are errors, as for monitors: a typo never passes silently."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A primary key among the requesting user's own rows; anyone else's is "does not exist" (a 400)."""
+
+    def __init__(self, model: type, **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(queryset=model.objects.none(), **kwargs)
+
+    def get_queryset(self) -> Any:
+        request = self.context.get("request")
+        if request is None or not request.user.is_authenticated:
+            return self.model.objects.none()
+        return self.model.objects.filter(owner=request.user)
+
+
+class ChannelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=ChannelKind.choices, help_text="email, webhook or slack; set at creation.")
+    name = serializers.CharField(max_length=200)
+    address = serializers.CharField(max_length=254, required=False, allow_blank=True,
+                                    help_text="email: where alerts go.")
+    url = serializers.CharField(max_length=2048, required=False, allow_blank=True,
+                                help_text="webhook: the receiver; slack: the incoming-webhook URL.")
+    secret = serializers.CharField(max_length=256, required=False, allow_blank=True, write_only=True,
+                                   trim_whitespace=False,
+                                   help_text="webhook: signs the body (HMAC-SHA256, X-Lookout-Signature). Write-only.")
+    secret_set = serializers.SerializerMethodField()
+    failing = serializers.SerializerMethodField(help_text="A permanent failure stopped alerts to this channel; "
+                                                          "changing it, or a test that gets through, resumes them.")
+
+    class Meta:
+        model = Channel
+        fields = ["id", "name", "kind", "address", "url", "secret", "secret_set", "is_default", "system_events",
+                  "failing", "failing_since", "failing_reason", "created_at", "updated_at"]
+        read_only_fields = ["id", "failing_since", "failing_reason", "created_at", "updated_at"]
+
+    def get_secret_set(self, channel: Channel) -> bool:
+        return bool(channel.secret)
+
+    def get_failing(self, channel: Channel) -> bool:
+        return channel.failing_since is not None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: Channel | None = self.instance
+
+        def current(name: str) -> Any:
+            return attrs[name] if name in attrs else getattr(instance, name, "")
+
+        if instance is not None and attrs.get("kind", instance.kind) != instance.kind:
+            raise serializers.ValidationError({"kind": ["The kind of a channel cannot change; create a new one."]})
+        kind = current("kind")
+        if kind == ChannelKind.EMAIL:
+            try:
+                _email(current("address") or "")
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"address": ["Enter a valid email address."]}) from exc
+            if current("url"):
+                raise serializers.ValidationError({"url": ["An email channel has an address, not a url."]})
+        else:
+            if instance is None or "url" in attrs:
+                try:
+                    attrs["url"] = target_url_validate(MonitorType.HTTP, current("url") or "")
+                except ValueError as exc:
+                    raise serializers.ValidationError({"url": [str(exc)]}) from exc
+            if current("address"):
+                raise serializers.ValidationError({"address": [f"A {kind} channel has a url, not an address."]})
+        if attrs.get("secret") and kind != ChannelKind.WEBHOOK:
+            raise serializers.ValidationError({"secret": ["Only webhook channels sign their messages."]})
+        request = self.context.get("request")
+        if attrs.get("system_events") and not (request and request.user.is_staff):
+            raise serializers.ValidationError(
+                {"system_events": ["Only staff users' channels receive installation events."]})
+        return attrs
+
+
+class ChannelTestSerializer(serializers.Serializer):
+    delivered = serializers.BooleanField()
+    status_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    permanent = serializers.BooleanField(
+        help_text="The failure cannot be fixed by retrying: the channel is marked failing.")
+    event_id = serializers.CharField()
+    notification = serializers.IntegerField()
+    duration_ms = serializers.FloatField(allow_null=True)
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    open = serializers.SerializerMethodField()
+    duration_seconds = serializers.SerializerMethodField(help_text="Up to now while the incident is open.")
+
+    class Meta:
+        model = Incident
+        fields = ["id", "monitor", "started_at", "detected_at", "ended_at", "duration_seconds", "open", "cause",
+                  "alerts_deferred"]
+
+    def get_open(self, incident: Incident) -> bool:
+        return incident.ended_at is None
+
+    def get_duration_seconds(self, incident: Incident) -> float:
+        return round(incident_duration_seconds(incident), 3)
+
+
+class IncidentFilterSerializer(serializers.Serializer):
+    monitor = StrictIntegerField(required=False, min_value=1)
+    open = serializers.BooleanField(allow_null=True, default=None)
+
+
+class NotificationAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NotificationAttempt
+        fields = ["number", "started_at", "finished_at", "outcome", "status_code", "error", "duration_ms"]
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    attempt_log = NotificationAttemptSerializer(many=True, read_only=True,
+                                                help_text="Every attempt, oldest first.")
+
+    class Meta:
+        model = Notification
+        fields = ["id", "event", "event_id", "channel", "monitor", "incident", "state", "attempts", "due_at",
+                  "delivered_at", "last_error", "created_at", "payload", "attempt_log"]
+
+
+class NotificationFilterSerializer(serializers.Serializer):
+    monitor = StrictIntegerField(required=False, min_value=1)
+    incident = StrictIntegerField(required=False, min_value=1)
+    channel = StrictIntegerField(required=False, min_value=1)
+    event = serializers.ChoiceField(choices=AlertEvent.choices, required=False)
+    state = serializers.ChoiceField(choices=NotificationState.choices, required=False)
+
+
+class MaintenanceWindowSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    monitor = OwnedPrimaryKeyField(Monitor, allow_null=True, required=False,
+                                   help_text="One of your monitors; null (default): all of them.")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    starts_at = serializers.DateTimeField(allow_null=True, required=False, help_text="One-off window: its start.")
+    ends_at = serializers.DateTimeField(allow_null=True, required=False, help_text="One-off window: its end.")
+    cron = serializers.CharField(max_length=120, allow_null=True, required=False,
+                                 help_text="Recurring window: when each occurrence starts (5-field crontab).")
+    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA zone of `cron` (default UTC).")
+    duration_seconds = StrictIntegerField(allow_null=True, required=False, min_value=60,
+                                          max_value=MAX_DURATION_SECONDS,
+                                          help_text="Recurring window: how long each occurrence lasts.")
+    active = serializers.SerializerMethodField(help_text="The window covers the present moment.")
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["id", "name", "monitor", "starts_at", "ends_at", "cron", "timezone", "duration_seconds", "active",
+                  "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def get_active(self, window: MaintenanceWindow) -> bool:
+        return window_active(window, now=timezone.now())
+
+    def validate_cron(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            crontab_fields(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return " ".join(value.split())
+
+    def validate_timezone(self, value: str) -> str:
+        try:
+            timezone_validate(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: MaintenanceWindow | None = self.instance
+
+        def current(name: str) -> Any:
+            return attrs[name] if name in attrs else getattr(instance, name, None)
+
+        starts_at: datetime | None = current("starts_at")
+        ends_at: datetime | None = current("ends_at")
+        one_off = starts_at is not None or ends_at is not None
+        recurring = current("cron") is not None or current("duration_seconds") is not None
+        if one_off == recurring:
+            raise serializers.ValidationError({"non_field_errors": [
+                "Give either starts_at and ends_at (a one-off window) or cron and duration_seconds (a recurring "
+                "one); send null for the other kind's fields."]})
+        if one_off:
+            missing = [name for name, value in (("starts_at", starts_at), ("ends_at", ends_at)) if value is None]
+            if missing:
+                raise serializers.ValidationError({name: ["Required for a one-off window."] for name in missing})
+            assert starts_at is not None and ends_at is not None
+            if ends_at <= starts_at:
+                raise serializers.ValidationError({"ends_at": ["The window must end after it starts."]})
+        else:
+            missing = [name for name in ("cron", "duration_seconds") if current(name) is None]
+            if missing:
+                raise serializers.ValidationError({name: ["Required for a recurring window."] for name in missing})
+        return attrs

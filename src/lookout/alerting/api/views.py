@@ -1,0 +1,123 @@
+"""Thin API views for channels, incidents, notifications and maintenance windows."""
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lookout.alerting import maintenance, selectors, services
+from lookout.alerting.api.serializers import (
+    ChannelSerializer,
+    ChannelTestSerializer,
+    IncidentFilterSerializer,
+    IncidentSerializer,
+    MaintenanceWindowSerializer,
+    NotificationFilterSerializer,
+    NotificationSerializer,
+)
+from lookout.alerting.models import AttemptOutcome, Channel, Incident, MaintenanceWindow, Notification
+
+_NO_PUT = ["get", "post", "patch", "delete", "head", "options"]
+
+
+class ChannelViewSet(viewsets.ModelViewSet):
+    """Where alerts go: email addresses, webhooks (signed JSON) and Slack incoming webhooks."""
+
+    serializer_class = ChannelSerializer
+    http_method_names = _NO_PUT
+
+    def get_queryset(self) -> QuerySet[Channel]:
+        if getattr(self, "swagger_fake_view", False):
+            return Channel.objects.none()
+        return selectors.channel_list(owner=self.request.user)
+
+    def perform_create(self, serializer: ChannelSerializer) -> None:
+        serializer.instance = services.channel_create(owner=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: ChannelSerializer) -> None:
+        serializer.instance = services.channel_update(channel=serializer.instance,
+                                                      changes=dict(serializer.validated_data))
+
+    def perform_destroy(self, instance: Channel) -> None:
+        services.channel_delete(channel=instance)
+
+    @extend_schema(request=None, responses=ChannelTestSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        """Send a test message now and report what the receiver did (recorded under /notifications/)."""
+        notification = services.channel_test(channel=self.get_object())
+        attempt = notification.attempt_log.all()[0]
+        return Response(ChannelTestSerializer({
+            "delivered": attempt.outcome == AttemptOutcome.DELIVERED, "status_code": attempt.status_code,
+            "error": attempt.error, "permanent": attempt.outcome == AttemptOutcome.PERMANENT,
+            "event_id": str(notification.event_id), "notification": notification.pk,
+            "duration_ms": attempt.duration_ms,
+        }).data)
+
+
+@extend_schema(parameters=[
+    OpenApiParameter("monitor", int, description="Only this monitor's incidents."),
+    OpenApiParameter("open", bool, description="Only open (true) or closed (false) incidents."),
+])
+class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Confirmed downtimes, newest first."""
+
+    serializer_class = IncidentSerializer
+
+    def get_queryset(self) -> QuerySet[Incident]:
+        if getattr(self, "swagger_fake_view", False):
+            return Incident.objects.none()
+        if self.action != "list":
+            return selectors.incident_list(owner=self.request.user)
+        # A plain dict: DRF reads a missing boolean in a QueryDict as an unticked checkbox (False).
+        filters = IncidentFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        return selectors.incident_list(owner=self.request.user, monitor_id=filters.validated_data.get("monitor"),
+                                       open=filters.validated_data.get("open"))
+
+
+@extend_schema(parameters=[
+    OpenApiParameter("monitor", int), OpenApiParameter("incident", int), OpenApiParameter("channel", int),
+    OpenApiParameter("event", str), OpenApiParameter("state", str),
+])
+class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Alerts sent (or held, retried, failed) to your channels, with every delivery attempt."""
+
+    serializer_class = NotificationSerializer
+
+    def get_queryset(self) -> QuerySet[Notification]:
+        if getattr(self, "swagger_fake_view", False):
+            return Notification.objects.none()
+        if self.action != "list":
+            return selectors.notification_list(owner=self.request.user)
+        filters = NotificationFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        return selectors.notification_list(
+            owner=self.request.user, monitor_id=params.get("monitor"), incident_id=params.get("incident"),
+            channel_id=params.get("channel"), event=params.get("event"), state=params.get("state"))
+
+
+class MaintenanceWindowViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                               mixins.DestroyModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Windows during which monitors are probed and recorded, but no incident alerts go out."""
+
+    serializer_class = MaintenanceWindowSerializer
+    http_method_names = _NO_PUT
+
+    def get_queryset(self) -> QuerySet[MaintenanceWindow]:
+        if getattr(self, "swagger_fake_view", False):
+            return MaintenanceWindow.objects.none()
+        return maintenance.window_list(owner=self.request.user)
+
+    def perform_create(self, serializer: MaintenanceWindowSerializer) -> None:
+        serializer.instance = maintenance.window_create(owner=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: MaintenanceWindowSerializer) -> None:
+        serializer.instance = maintenance.window_update(window=serializer.instance,
+                                                        changes=dict(serializer.validated_data))
+
+    def perform_destroy(self, instance: MaintenanceWindow) -> None:
+        maintenance.window_delete(window=instance)

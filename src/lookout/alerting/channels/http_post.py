@@ -1,0 +1,39 @@
+"""POSTing to webhook and Slack URLs with the probe engine, so they obey the same safe-target rules as monitors.
+
+The URL was checked when the channel was saved (lookout.monitors.targets.target_url_validate); here the engine
+checks the address it actually connects to, so a name re-pointed at an internal address (DNS rebinding) or a
+redirect cannot reach it. Redirects are not followed: a receiver answering one is misconfigured.
+"""
+
+from collections.abc import Mapping
+
+from django.conf import settings
+
+from lookout.alerting.channels.base import TransportError
+from lookout.probes.engine import ProbeSpec, UnsafeTarget, probe, target_check
+from lookout.probes.policy import target_policy
+
+_SUCCESS = tuple(range(200, 300))
+# 4xx answers that mean "later", not "never".
+_TRANSIENT_CLIENT_ERRORS = {408, 425, 429}
+
+
+def http_post(url: str, *, body: bytes, headers: Mapping[str, str]) -> int:
+    """POST the body; return the 2xx status, or raise TransportError (permanent for 3xx/4xx and refused targets)."""
+    policy = target_policy()
+    try:
+        target_check(url, policy)
+    except UnsafeTarget as exc:
+        raise TransportError(str(exc), permanent=True) from exc
+    outcome = probe(ProbeSpec(
+        url=url, type="http", method="POST", body=body, headers=dict(headers), follow_redirects=False,
+        expected_status=_SUCCESS, timeout=float(settings.LOOKOUT_ALERT_TIMEOUT_SECONDS), max_body_bytes=16 * 1024,
+        policy=policy,
+    ))
+    status = outcome.status_code
+    if status is not None and 200 <= status < 300 and outcome.success:
+        return status
+    if status is None:  # timeouts, refused or reset connections, DNS failures: the receiver may come back
+        raise TransportError(outcome.error or "no response", permanent=False)
+    permanent = 300 <= status < 500 and status not in _TRANSIENT_CLIENT_ERRORS
+    raise TransportError(f"HTTP {status} from the receiver", permanent=permanent, status_code=status)

@@ -1,0 +1,118 @@
+"""The mass-failure guard: when an unusual share of all monitors fail at once, suspect Lookout itself.
+
+Its own network, DNS or egress failing looks, from inside, like the whole world going down. Rather than
+flooding every owner with alerts that are most likely false, the guard opens a DegradedEpisode: per-monitor
+down alerts are held, and the staff's system channels get one `lookout.degraded` event (and the metric
+`lookout_degraded` reads 1). It knows better later:
+- a monitor that recovers while its alert is held had a blip that was most likely ours: the alert is dropped
+  (lookout.alerting.incidents.incident_close);
+- when failures fall back below the thresholds, the episode ends: alerts still held belong to monitors that
+  are still down, so they really are down and the alerts are released; staff get `lookout.recovered`;
+- an episode lasting LOOKOUT_GUARD_MAX_HOLD_SECONDS is not a blip: held alerts are released, and new ones are
+  no longer held until it ends.
+
+"Failing" is a monitor whose latest probe failed (any run of failures, before failure_threshold confirms it,
+so the guard sees a mass failure before the first alert is due), among the enabled monitors probed within
+LOOKOUT_GUARD_WINDOW_SECONDS.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lookout.alerting.models import AlertEvent, DegradedEpisode, Notification, NotificationState
+from lookout.alerting.notifications import episode_notify
+from lookout.monitors.models import Monitor
+
+
+def failure_counts(*, now: datetime) -> tuple[int, int]:
+    """(failing, probed): enabled monitors probed within the window, and those of them whose last probe failed."""
+    probed = Monitor.objects.filter(enabled=True,
+                                    last_checked_at__gte=now - timedelta(seconds=settings.LOOKOUT_GUARD_WINDOW_SECONDS))
+    # The failing count uses a partial index of failing monitors only.
+    return probed.filter(consecutive_failures__gt=0).count(), probed.count()
+
+
+def suspicious(*, failing: int, probed: int) -> bool:
+    return (failing >= settings.LOOKOUT_GUARD_MIN_FAILING
+            and failing * 100 >= settings.LOOKOUT_GUARD_FAILING_PERCENT * probed)
+
+
+def episode_open_get() -> DegradedEpisode | None:
+    return DegradedEpisode.objects.filter(ended_at__isnull=True).first()
+
+
+def guard_holds(*, now: datetime | None = None) -> bool:
+    """Whether a down alert created now must be held. Opens an episode when the failures call for one.
+
+    Called at every down transition, inside its transaction; cheap unless an episode may be starting.
+    """
+    if not settings.LOOKOUT_GUARD_ENABLED:
+        return False
+    now = now or timezone.now()
+    episode = episode_open_get()
+    if episode is None:
+        failing, probed = failure_counts(now=now)
+        if not suspicious(failing=failing, probed=probed):
+            return False
+        episode = episode_open(now=now, failing=failing, probed=probed)
+    return episode.released_at is None
+
+
+def episode_open(*, now: datetime, failing: int, probed: int) -> DegradedEpisode:
+    try:
+        # A savepoint: losing the race to another worker opening it must not abort the caller's transaction.
+        with transaction.atomic():
+            episode = DegradedEpisode.objects.create(started_at=now, failing=failing, probed=probed)
+    except IntegrityError:  # the unique open episode exists: another worker opened it first
+        existing = episode_open_get()
+        if existing is None:  # opened and closed meanwhile: hold nothing
+            return DegradedEpisode(started_at=now, failing=failing, probed=probed, released_at=now)
+        return existing
+    # Down alerts created just before the thresholds were crossed, not yet claimed by a worker: hold them too.
+    Notification.objects.filter(
+        state=NotificationState.PENDING, event=AlertEvent.MONITOR_DOWN,
+        created_at__gte=now - timedelta(seconds=settings.LOOKOUT_GUARD_WINDOW_SECONDS),
+    ).update(state=NotificationState.HELD, dispatched_at=None)
+    episode_notify(episode=episode, event=AlertEvent.DEGRADED)
+    return episode
+
+
+@transaction.atomic
+def guard_sweep(*, now: datetime | None = None) -> str:
+    """End the open episode once failures are back below the thresholds, or release its alerts after the
+    longest hold. Returns what it did: "", "ended" or "released"."""
+    now = now or timezone.now()
+    episode = episode_open_get()
+    if episode is None:
+        return ""
+    failing, probed = failure_counts(now=now)
+    if not suspicious(failing=failing, probed=probed):
+        if not DegradedEpisode.objects.filter(pk=episode.pk, ended_at__isnull=True).update(ended_at=now):
+            return ""  # another sweep ended it
+        episode.ended_at = now
+        dropped = Notification.objects.filter(state=NotificationState.DROPPED, event=AlertEvent.MONITOR_DOWN,
+                                              created_at__gte=episode.started_at).count()
+        released = held_release()
+        episode_notify(episode=episode, event=AlertEvent.RECOVERED,
+                       extra={"alerts_released": released, "alerts_dropped": dropped})
+        return "ended"
+    held_too_long = now - episode.started_at >= timedelta(seconds=settings.LOOKOUT_GUARD_MAX_HOLD_SECONDS)
+    if held_too_long and DegradedEpisode.objects.filter(pk=episode.pk, released_at__isnull=True).update(
+            released_at=now):
+        held_release()
+        return "released"
+    return ""
+
+
+def held_release() -> int:
+    """Let every held alert go: the delivery sweep (which runs right after) publishes them."""
+    return Notification.objects.filter(state=NotificationState.HELD).update(
+        state=NotificationState.PENDING, due_at=timezone.now(), dispatched_at=None)
+
+
+def guard_degraded() -> bool:
+    """For the lookout_degraded metric: an episode is open."""
+    return DegradedEpisode.objects.filter(ended_at__isnull=True).exists()

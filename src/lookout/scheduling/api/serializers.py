@@ -1,0 +1,95 @@
+from typing import Any
+
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from rest_framework import serializers
+
+from lookout.monitors.api.fields import StrictIntegerField
+from lookout.scheduling import periodic_tasks
+from lookout.scheduling.crontab import crontab_fields, timezone_validate
+
+PERIODS = [IntervalSchedule.SECONDS, IntervalSchedule.MINUTES, IntervalSchedule.HOURS, IntervalSchedule.DAYS]
+
+
+class IntervalSerializer(serializers.Serializer):
+    every = StrictIntegerField(min_value=1, max_value=10**6)
+    period = serializers.ChoiceField(choices=PERIODS)
+
+
+class PeriodicTaskSerializer(serializers.Serializer):
+    """A django-celery-beat periodic task: exactly one of `interval` and `crontab`."""
+
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=200, help_text="Unique; set at creation.")
+    task = serializers.CharField(max_length=200, help_text="An allowlisted task name; set at creation.")
+    interval = IntervalSerializer(allow_null=True, required=False, help_text='e.g. {"every": 1, "period": "hours"}')
+    crontab = serializers.CharField(max_length=120, allow_null=True, required=False,
+                                    help_text="5-field crontab, e.g. '0 4 * * *'")
+    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA zone of `crontab` (default UTC).")
+    enabled = serializers.BooleanField(required=False)
+    description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+    expire_seconds = serializers.IntegerField(read_only=True, allow_null=True)
+    last_run_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    total_run_count = serializers.IntegerField(read_only=True)
+    monitor = serializers.SerializerMethodField(help_text="The monitor owning this task (change it there), or null.")
+    builtin = serializers.SerializerMethodField(help_text="Created by `lookout migrate`; can be disabled, not deleted.")
+
+    def get_monitor(self, task: PeriodicTask) -> int | None:
+        return getattr(task, "monitor_id", None)
+
+    def get_builtin(self, task: PeriodicTask) -> bool:
+        return periodic_tasks.builtin(task)
+
+    def to_representation(self, task: PeriodicTask) -> dict[str, Any]:
+        data = super().to_representation(task)
+        data["interval"] = ({"every": task.interval.every, "period": task.interval.period}
+                            if task.interval_id else None)
+        data["crontab"] = periodic_tasks.task_crontab(task)
+        data["timezone"] = str(task.crontab.timezone) if task.crontab_id else None
+        return data
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
+        return super().to_internal_value(data)
+
+    def validate_task(self, value: str) -> str:
+        allowed = periodic_tasks.allowed_tasks()
+        if value not in allowed:
+            raise serializers.ValidationError(
+                f"Unknown task {value!r}: periodic tasks may run only {', '.join(sorted(allowed))} "
+                "(a monitor's probes are scheduled through the monitor).")
+        return value
+
+    def validate_crontab(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            crontab_fields(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return " ".join(value.split())
+
+    def validate_timezone(self, value: str) -> str:
+        try:
+            timezone_validate(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: PeriodicTask | None = self.instance
+        if instance is not None:
+            for name in ("name", "task"):
+                if name in attrs and attrs[name] != getattr(instance, name):
+                    raise serializers.ValidationError({name: ["Set at creation; create a new periodic task instead."]})
+        interval = attrs["interval"] if "interval" in attrs else (
+            periodic_tasks.task_interval(instance) if instance else None)
+        crontab = attrs["crontab"] if "crontab" in attrs else (
+            periodic_tasks.task_crontab(instance) if instance else None)
+        if (interval is None) == (crontab is None):
+            raise serializers.ValidationError({"interval": [
+                "Give exactly one of `interval` ({every, period}) or `crontab`; send null for the other."]})
+        return attrs

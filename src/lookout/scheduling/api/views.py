@@ -1,0 +1,67 @@
+"""Staff-only API over periodic tasks (the maintenance tasks' schedules are data too)."""
+
+from django.db.models import QuerySet
+from django_celery_beat.models import PeriodicTask
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lookout.scheduling import periodic_tasks
+from lookout.scheduling.api.serializers import PeriodicTaskSerializer
+
+
+def _refused(exc: periodic_tasks.PeriodicTaskRefused) -> Response:
+    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+
+
+class PeriodicTaskViewSet(viewsets.ModelViewSet):
+    """Every periodic task (staff only). Only allowlisted tasks can be created; a monitor's task changes with it."""
+
+    serializer_class = PeriodicTaskSerializer
+    permission_classes = [IsAdminUser]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[PeriodicTask]:
+        return periodic_tasks.periodic_task_list()
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            task = periodic_tasks.periodic_task_create(**serializer.validated_data)
+        except periodic_tasks.PeriodicTaskRefused as exc:
+            return _refused(exc)
+        return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args, **kwargs) -> Response:
+        task = self.get_object()
+        serializer = self.get_serializer(task, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        return self._change(task, dict(serializer.validated_data))
+
+    def destroy(self, request: Request, *args, **kwargs) -> Response:
+        try:
+            periodic_tasks.periodic_task_delete(task=self.get_object())
+        except periodic_tasks.PeriodicTaskRefused as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=PeriodicTaskSerializer)
+    @action(detail=True, methods=["post"])
+    def enable(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(self.get_object(), {"enabled": True})
+
+    @extend_schema(request=None, responses=PeriodicTaskSerializer)
+    @action(detail=True, methods=["post"])
+    def disable(self, request: Request, pk: str | None = None) -> Response:
+        return self._change(self.get_object(), {"enabled": False})
+
+    def _change(self, task: PeriodicTask, changes: dict) -> Response:
+        try:
+            periodic_tasks.periodic_task_update(task=task, changes=changes)
+        except periodic_tasks.PeriodicTaskRefused as exc:
+            return _refused(exc)
+        return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data)

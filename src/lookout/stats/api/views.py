@@ -1,0 +1,24 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lookout.monitors import selectors as monitor_selectors
+from lookout.stats.api.serializers import MonitorStatsSerializer, StatsQuerySerializer
+from lookout.stats.selectors import WINDOWS, monitor_stats
+
+
+class MonitorStatsView(APIView):
+    """Uptime statistics of one of your monitors over a window."""
+
+    @extend_schema(parameters=[OpenApiParameter("window", str, enum=list(WINDOWS), default="24h")],
+                   responses=MonitorStatsSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        monitor = monitor_selectors.monitor_list(owner=request.user).filter(pk=pk).first()
+        if monitor is None:
+            raise NotFound("No such monitor.")
+        query = StatsQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        stats = monitor_stats(monitor=monitor, window=query.validated_data["window"])
+        return Response(MonitorStatsSerializer(stats).data)

@@ -1,0 +1,114 @@
+"""Uptime statistics of one monitor over a window: rolled-up hours plus raw results for the rest."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from lookout.alerting.models import Incident
+from lookout.monitors.models import Monitor, ProbeResult
+from lookout.stats.buckets import BUCKETS, histogram, histogram_add, percentile
+from lookout.stats.models import ResultRollup
+from lookout.stats.rollups import hour_ceil, hour_floor, rolled_until
+
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
+           "30d": timedelta(days=30), "90d": timedelta(days=90)}
+
+
+@dataclass
+class Tally:
+    checks: int = 0
+    failures: int = 0
+    latency_count: int = 0
+    latency_sum_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.buckets = [0] * BUCKETS
+
+
+def _raw_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, inclusive: bool) -> None:
+    results = ProbeResult.objects.filter(monitor=monitor, checked_at__gte=start)
+    results = results.filter(checked_at__lte=end) if inclusive else results.filter(checked_at__lt=end)
+    counts = results.order_by().aggregate(checks=Count("id"), failures=Count("id", filter=Q(success=False)))
+    tally.checks += counts["checks"]
+    tally.failures += counts["failures"]
+    latencies = list(results.filter(success=True).order_by().values_list("response_time_ms", flat=True))
+    tally.latency_count += len(latencies)
+    tally.latency_sum_ms += sum(latencies)
+    histogram_add(tally.buckets, histogram(latencies))
+
+
+def _rollups_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime) -> None:
+    for rollup in ResultRollup.objects.filter(monitor=monitor, hour__gte=start, hour__lt=end).only(
+            "checks", "failures", "latency_count", "latency_sum_ms", "latency_buckets"):
+        tally.checks += rollup.checks
+        tally.failures += rollup.failures
+        tally.latency_count += rollup.latency_count
+        tally.latency_sum_ms += rollup.latency_sum_ms
+        histogram_add(tally.buckets, rollup.latency_buckets)
+
+
+def window_tally(*, monitor: Monitor, start: datetime, now: datetime) -> Tally:
+    """Checks, failures and latency over [start, now]: rollups for rolled hours, raw results for the rest.
+
+    A window starting mid-hour takes that partial hour from raw results while they are kept; beyond the
+    results' retention it takes the whole hour's rollup (the window then reaches back up to 59 minutes more).
+    """
+    tally = Tally()
+    until = rolled_until()
+    boundary = min(max(until, start), now) if until else start
+    if boundary > start:
+        raw_kept_since = now - timedelta(days=settings.LOOKOUT_RESULTS_RETENTION_DAYS)
+        if start >= raw_kept_since:
+            first_hour = hour_ceil(start)
+            _raw_add(tally, monitor=monitor, start=start, end=min(first_hour, boundary), inclusive=False)
+        else:
+            first_hour = hour_floor(start)
+        if first_hour < boundary:
+            _rollups_add(tally, monitor=monitor, start=first_hour, end=boundary)
+    _raw_add(tally, monitor=monitor, start=boundary, end=now, inclusive=True)
+    return tally
+
+
+def downtime(*, monitor: Monitor, start: datetime, now: datetime) -> tuple[float, int]:
+    """(seconds down, incidents) within [start, now], from the incidents overlapping it."""
+    incidents = Incident.objects.filter(monitor=monitor, started_at__lte=now).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gt=start)).values_list("started_at", "ended_at")
+    seconds, count = 0.0, 0
+    for started_at, ended_at in incidents:
+        seconds += max(0.0, (min(ended_at or now, now) - max(started_at, start)).total_seconds())
+        count += 1
+    return seconds, count
+
+
+def monitor_stats(*, monitor: Monitor, window: str, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    start = now - WINDOWS[window]
+    tally = window_tally(monitor=monitor, start=start, now=now)
+    down_seconds, incidents = downtime(monitor=monitor, start=start, now=now)
+
+    def ms(value: float | None) -> float | None:
+        return round(value, 3) if value is not None else None
+
+    return {
+        "monitor": monitor.pk,
+        "window": window,
+        "start": start,
+        "end": now,
+        # Check-based: the share of probes that succeeded (null without any probe in the window).
+        "uptime_percent": round(100 * (tally.checks - tally.failures) / tally.checks, 4) if tally.checks else None,
+        "checks": tally.checks,
+        "failures": tally.failures,
+        "downtime_seconds": round(down_seconds, 3),
+        "incidents": incidents,
+        # Successful probes only: a timeout's duration is the timeout, not the target's latency.
+        "response_time_ms": {
+            "avg": ms(tally.latency_sum_ms / tally.latency_count) if tally.latency_count else None,
+            "p50": ms(percentile(tally.buckets, 0.50)),
+            "p95": ms(percentile(tally.buckets, 0.95)),
+            "p99": ms(percentile(tally.buckets, 0.99)),
+        },
+    }

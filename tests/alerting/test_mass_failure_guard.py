@@ -1,0 +1,133 @@
+"""The mass-failure guard: most monitors failing at once hold their alerts and raise one lookout.degraded."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from lookout.alerting.guard import guard_degraded, guard_sweep
+from lookout.alerting.models import AlertEvent, DegradedEpisode, Notification, NotificationState
+from lookout.alerting.services import channel_create
+from lookout.observability.metrics import DegradedCollector
+from support.alerting import monitor_for, record, webhook_channel
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def thresholds(settings):
+    settings.LOOKOUT_GUARD_MIN_FAILING = 3
+    settings.LOOKOUT_GUARD_FAILING_PERCENT = 50
+    settings.LOOKOUT_GUARD_WINDOW_SECONDS = 300
+    settings.LOOKOUT_GUARD_MAX_HOLD_SECONDS = 600
+
+
+@pytest.fixture
+def staff_channel(django_user_model):
+    ops = django_user_model.objects.create_user(username="ops", is_staff=True)
+    return channel_create(owner=ops, name="ops", kind="webhook", url="http://127.0.0.1:9/ops", system_events=True)
+
+
+@pytest.fixture
+def fleet(alice):
+    hook = webhook_channel(alice, "http://127.0.0.1:9/alice")
+    return [monitor_for(alice, name=f"m{index}", channels=[hook], failure_threshold=2) for index in range(5)]
+
+
+_clock = {"last": timezone.now()}
+
+
+def probe_all(monitors, pattern: str) -> None:
+    """Each character is one round of probes over all monitors (U up, D down), a second after the last round."""
+    for char in pattern:
+        at = _clock["last"] = max(timezone.now(), _clock["last"] + timedelta(seconds=1))
+        for monitor in monitors:
+            record(monitor, at=at, success=char == "U")
+
+
+def events(event: str) -> list[Notification]:
+    return list(Notification.objects.filter(event=event))
+
+
+def test_most_monitors_failing_at_once_hold_their_alerts_and_tell_staff_once(fleet, staff_channel, alice):
+    probe_all(fleet[:1], "U")
+    probe_all(fleet[1:], "DD")  # 4 of 5 failing: each crosses its threshold, not one alert goes out
+
+    assert guard_degraded()
+    downs = events(AlertEvent.MONITOR_DOWN)
+    assert len(downs) == 4 and {n.state for n in downs} == {NotificationState.HELD}
+    [degraded] = events(AlertEvent.DEGRADED)
+    assert degraded.channel == staff_channel and degraded.state == NotificationState.PENDING
+    assert (degraded.payload["episode"]["failing"], degraded.payload["episode"]["probed"]) == (4, 5)
+    assert not Notification.objects.filter(channel__owner=alice, state=NotificationState.PENDING).exists()
+    assert list(DegradedCollector(guard_degraded, cache_seconds=0).collect())[0].samples[0].value == 1.0
+
+
+def test_held_alerts_of_monitors_that_recover_are_dropped_and_the_rest_released_when_it_ends(fleet, staff_channel):
+    probe_all(fleet[:1], "U")
+    probe_all(fleet[1:], "DD")
+    probe_all(fleet[1:3], "U")  # two came back: it was most likely us
+
+    dropped = Notification.objects.filter(event=AlertEvent.MONITOR_DOWN, state=NotificationState.DROPPED)
+    assert dropped.count() == 2 and not events(AlertEvent.MONITOR_UP)
+    assert guard_sweep() == "ended"  # 2 failing of 5: below the minimum of 3
+
+    # The two still down are really down: their alerts go out now.
+    released = Notification.objects.filter(event=AlertEvent.MONITOR_DOWN, state=NotificationState.PENDING)
+    assert sorted(released.values_list("monitor_id", flat=True)) == sorted(m.pk for m in fleet[3:])
+    [recovered] = events(AlertEvent.RECOVERED)
+    assert recovered.payload["episode"]["alerts_released"] == 2
+    assert recovered.payload["episode"]["alerts_dropped"] == 2
+    assert not guard_degraded()
+    assert guard_sweep() == ""
+
+
+def test_a_long_episode_releases_held_alerts_and_holds_no_more(fleet, staff_channel, settings):
+    settings.LOOKOUT_GUARD_WINDOW_SECONDS = 3600  # the failures still count ten minutes later
+    probe_all(fleet[:1], "U")
+    probe_all(fleet[1:], "DD")
+    episode = DegradedEpisode.objects.get()
+
+    assert guard_sweep(now=episode.started_at + timedelta(seconds=599)) == ""
+    assert guard_sweep(now=episode.started_at + timedelta(seconds=600)) == "released"
+
+    assert not Notification.objects.filter(state=NotificationState.HELD).exists()
+    assert guard_degraded()  # still open: staff get lookout.recovered only when failures are back to normal
+    probe_all(fleet[:1], "DD")  # the last one goes down too: not held any more
+    assert Notification.objects.get(monitor=fleet[0], event=AlertEvent.MONITOR_DOWN).state == "pending"
+
+
+def test_a_few_monitors_failing_alert_as_usual(fleet, staff_channel):
+    probe_all(fleet[2:], "U")
+    probe_all(fleet[:2], "DD")  # 2 failing: fewer than LOOKOUT_GUARD_MIN_FAILING
+
+    assert not DegradedEpisode.objects.exists()
+    assert {n.state for n in events(AlertEvent.MONITOR_DOWN)} == {NotificationState.PENDING}
+
+
+def test_below_the_share_no_episode_opens(alice, staff_channel, settings):
+    settings.LOOKOUT_GUARD_FAILING_PERCENT = 90
+    monitors = [monitor_for(alice, name=f"m{index}", failure_threshold=1) for index in range(5)]
+    probe_all(monitors[:1], "U")
+    probe_all(monitors[1:], "D")  # 80 % < 90 %
+
+    assert not DegradedEpisode.objects.exists()
+
+
+def test_alerts_created_just_before_the_thresholds_were_crossed_are_held_too(alice, staff_channel):
+    hook = webhook_channel(alice, "http://127.0.0.1:9/alice")
+    quick = monitor_for(alice, name="quick", channels=[hook], failure_threshold=1)
+    others = [monitor_for(alice, name=f"m{index}", channels=[hook], failure_threshold=2) for index in range(3)]
+    probe_all([quick], "D")  # alone: an ordinary alert
+    assert Notification.objects.get(monitor=quick).state == NotificationState.PENDING
+
+    probe_all(others, "DD")
+
+    assert Notification.objects.get(monitor=quick).state == NotificationState.HELD
+
+
+def test_the_guard_can_be_turned_off(fleet, staff_channel, settings):
+    settings.LOOKOUT_GUARD_ENABLED = False
+    probe_all(fleet, "DD")
+    assert not DegradedEpisode.objects.exists()
+    assert {n.state for n in events(AlertEvent.MONITOR_DOWN)} == {NotificationState.PENDING}

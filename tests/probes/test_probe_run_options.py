@@ -1,0 +1,60 @@
+"""probe_run hands the monitor's options, decrypted secrets included, to the engine, and records what it says."""
+
+import base64
+
+import pytest
+from prometheus_client import REGISTRY
+
+from lookout.monitors import services
+from lookout.monitors.models import Monitor, ProbeResult
+from lookout.observability.collector import MonitorCollector
+from lookout.probes.services import probe_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_secret_headers_and_basic_auth_reach_the_target_decrypted(alice, http_target):
+    monitor = services.monitor_create(
+        owner=alice, name="secret", url=http_target.url, interval=60, headers={"X-Plain": "p"},
+        secret_headers={"X-Api-Key": "k3y"}, basic_auth_username="bot", basic_auth_password="pa55",
+    )
+    probe_run(monitor_id=monitor.pk, task_id="t")
+    headers = http_target.hits[0].headers
+    assert headers["X-Plain"] == "p"
+    assert headers["X-Api-Key"] == "k3y"
+    assert headers["Authorization"] == "Basic " + base64.b64encode(b"bot:pa55").decode()
+
+
+def test_a_post_with_a_body_is_sent_as_configured(alice, http_target):
+    monitor = services.monitor_create(owner=alice, name="post", url=http_target.url, interval=60, method="POST",
+                                      body='{"ping": true}')
+    probe_run(monitor_id=monitor.pk, task_id="t")
+    assert http_target.hits[0].method == "POST"
+
+
+def test_a_failed_condition_is_recorded_with_the_result(alice, http_target):
+    http_target.set(body=b'{"status": "DOWN"}')
+    monitor = services.monitor_create(owner=alice, name="cond", url=http_target.url, interval=60,
+                                      conditions=["[STATUS] == 200", '[BODY].status == "UP"'])
+    outcome = probe_run(monitor_id=monitor.pk, task_id="t")
+    result = ProbeResult.objects.get(monitor=monitor)
+    assert outcome["success"] is False and result.success is False
+    assert result.failed_condition == '[BODY].status == "UP"'
+
+
+def test_phases_are_recorded_and_exported_for_the_fleet_and_the_monitor(alice, http_target):
+    before = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", {"phase": "processing"}) or 0
+    monitor = services.monitor_create(owner=alice, name="phases", url=http_target.url, interval=60)
+    probe_run(monitor_id=monitor.pk, task_id="t")
+    result = ProbeResult.objects.get(monitor=monitor)
+    assert {"dns", "connect", "processing", "transfer"} <= set(result.phases)
+    assert sum(result.phases.values()) == pytest.approx(result.response_time_ms, abs=1.5)
+    after = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", {"phase": "processing"})
+    assert after == before + 1
+    families = {family.name: family for family in MonitorCollector(cache_seconds=0).collect()}
+    samples = [s for s in families["lookout_monitor_last_phase_duration_seconds"].samples
+               if s.labels["monitor_id"] == str(monitor.pk)]
+    assert {s.labels["phase"] for s in samples} >= {"connect", "processing"}
+    info = [s for s in families["lookout_monitor_info"].samples if s.labels["monitor_id"] == str(monitor.pk)]
+    assert info[0].labels["type"] == "http"
+    assert Monitor.objects.get(pk=monitor.pk).last_phases["processing"] == result.phases["processing"]
