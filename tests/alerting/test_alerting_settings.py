@@ -24,7 +24,8 @@ def test_email_settings_and_the_smtp_password_file_are_read(tmp_path):
                 EMAIL_HOST_PASSWORD_FILE=str(tmp_path / "smtp"), EMAIL_USE_TLS="1",
                 DEFAULT_FROM_EMAIL="Lookout <alerts@example.com>")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "('smtp.example.com', 587, 'lookout', 'hunter2', True, 'Lookout <alerts@example.com>')"
+    assert done.stdout.strip() == (
+        "('smtp.example.com', 587, 'lookout', 'hunter2', True, 'Lookout <alerts@example.com>')")
 
 
 def test_retention_and_guard_settings_have_their_defaults():

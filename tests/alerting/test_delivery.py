@@ -97,7 +97,9 @@ def test_500_twice_then_200_backs_off_in_the_database_and_delivers_exactly_once(
 
 def test_backoff_is_exponential_and_capped(settings):
     settings.LOOKOUT_ALERT_RETRY_BASE_SECONDS, settings.LOOKOUT_ALERT_RETRY_MAX_SECONDS = 10, 100
-    assert [round(retry_delay(n) / 10) * 10 for n in (1, 2, 3, 4, 5, 9)] == [10, 20, 40, 80, 100, 100]
+    for attempts, expected in ((1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (9, 100)):
+        for _ in range(20):  # ±10 % jitter, never above the cap
+            assert expected * 0.9 <= retry_delay(attempts) <= min(expected * 1.1, 100), attempts
 
 
 def test_a_4xx_is_permanent_the_channel_is_marked_failing_and_gets_no_new_alerts(alice, down, webhook):
@@ -283,3 +285,15 @@ def _send(claim):
 
 def test_the_body_is_stable_across_attempts(down):
     assert webhook_body(message_for(down)) == webhook_body(message_for(Notification.objects.get(pk=down.pk)))
+
+
+def test_a_secret_that_cannot_be_decrypted_is_recorded_and_retried_not_stuck(down, settings):
+    from lookout.monitors import encryption
+
+    settings.LOOKOUT_ENCRYPTION_KEYS = ["a-rotated-key-that-never-encrypted-this-secret"]
+    encryption._fernet.cache_clear()
+    try:
+        assert notification_deliver(notification_id=down.pk) == "pending"
+    finally:
+        encryption._fernet.cache_clear()
+    assert "SecretUnreadable" in down.attempt_log.get().error

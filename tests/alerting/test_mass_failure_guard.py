@@ -45,6 +45,11 @@ def probe_all(monitors, pattern: str) -> None:
             record(monitor, at=at, success=char == "U")
 
 
+def sweep() -> str:
+    """The guard's sweep, just after the last round of probes (probe_all's clock may run ahead of the real one)."""
+    return guard_sweep(now=_clock["last"] + timedelta(milliseconds=500))
+
+
 def events(event: str) -> list[Notification]:
     return list(Notification.objects.filter(event=event))
 
@@ -63,23 +68,40 @@ def test_most_monitors_failing_at_once_hold_their_alerts_and_tell_staff_once(fle
     assert list(DegradedCollector(guard_degraded, cache_seconds=0).collect())[0].samples[0].value == 1.0
 
 
-def test_held_alerts_of_monitors_that_recover_are_dropped_and_the_rest_released_when_it_ends(fleet, staff_channel):
+def test_held_alerts_are_dropped_for_monitors_that_recover_and_sent_for_those_still_down_after_the_end(
+        fleet, staff_channel):
     probe_all(fleet[:1], "U")
     probe_all(fleet[1:], "DD")
     probe_all(fleet[1:3], "U")  # two came back: it was most likely us
 
     dropped = Notification.objects.filter(event=AlertEvent.MONITOR_DOWN, state=NotificationState.DROPPED)
     assert dropped.count() == 2 and not events(AlertEvent.MONITOR_UP)
-    assert guard_sweep() == "ended"  # 2 failing of 5: below the minimum of 3
-
-    # The two still down are really down: their alerts go out now.
-    released = Notification.objects.filter(event=AlertEvent.MONITOR_DOWN, state=NotificationState.PENDING)
-    assert sorted(released.values_list("monitor_id", flat=True)) == sorted(m.pk for m in fleet[3:])
+    assert sweep() == "ended"  # 2 failing of 5: below the minimum of 3
     [recovered] = events(AlertEvent.RECOVERED)
-    assert recovered.payload["episode"]["alerts_released"] == 2
-    assert recovered.payload["episode"]["alerts_dropped"] == 2
+    assert (recovered.payload["episode"]["alerts_dropped"], recovered.payload["episode"]["alerts_held"]) == (2, 2)
     assert not guard_degraded()
-    assert guard_sweep() == ""
+
+    # Still held: each waits for its monitor's next probe, as monitors come back one probe at a time.
+    assert Notification.objects.filter(state=NotificationState.HELD).count() == 2
+    probe_all(fleet[3:4], "U")  # recovered at its first probe after the end: dropped, nothing said
+    probe_all(fleet[4:], "D")  # still down after Lookout itself is fine: really down
+    assert sweep() == ""
+
+    states = dict(Notification.objects.filter(event=AlertEvent.MONITOR_DOWN).values_list("monitor_id", "state"))
+    assert states == {fleet[1].pk: "dropped", fleet[2].pk: "dropped", fleet[3].pk: "dropped",
+                      fleet[4].pk: "pending"}
+    assert not events(AlertEvent.MONITOR_UP)
+
+
+def test_held_alerts_of_monitors_not_probed_again_go_out_after_the_window(fleet, staff_channel, settings):
+    probe_all(fleet[:1], "U")
+    probe_all(fleet[1:], "DD")
+    guard_sweep(now=timezone.now() + timedelta(seconds=400))  # failures aged out of the window: ended
+    assert Notification.objects.filter(state=NotificationState.HELD).count() == 4
+
+    guard_sweep(now=timezone.now() + timedelta(seconds=401 + settings.LOOKOUT_GUARD_WINDOW_SECONDS))
+
+    assert Notification.objects.filter(state=NotificationState.PENDING, event=AlertEvent.MONITOR_DOWN).count() == 4
 
 
 def test_a_long_episode_releases_held_alerts_and_holds_no_more(fleet, staff_channel, settings):
@@ -91,10 +113,13 @@ def test_a_long_episode_releases_held_alerts_and_holds_no_more(fleet, staff_chan
     assert guard_sweep(now=episode.started_at + timedelta(seconds=599)) == ""
     assert guard_sweep(now=episode.started_at + timedelta(seconds=600)) == "released"
 
-    assert not Notification.objects.filter(state=NotificationState.HELD).exists()
     assert guard_degraded()  # still open: staff get lookout.recovered only when failures are back to normal
     probe_all(fleet[:1], "DD")  # the last one goes down too: not held any more
     assert Notification.objects.get(monitor=fleet[0], event=AlertEvent.MONITOR_DOWN).state == "pending"
+    _clock["last"] = episode.started_at + timedelta(seconds=600)
+    probe_all(fleet[1:], "D")  # the held ones' monitors, probed again, still down: their alerts go out
+    sweep()
+    assert not Notification.objects.filter(state=NotificationState.HELD).exists()
 
 
 def test_a_few_monitors_failing_alert_as_usual(fleet, staff_channel):
@@ -131,3 +156,13 @@ def test_the_guard_can_be_turned_off(fleet, staff_channel, settings):
     probe_all(fleet, "DD")
     assert not DegradedEpisode.objects.exists()
     assert {n.state for n in events(AlertEvent.MONITOR_DOWN)} == {NotificationState.PENDING}
+
+
+def test_the_database_allows_one_open_episode_at_a_time():
+    from django.db import IntegrityError, transaction
+
+    DegradedEpisode.objects.create(started_at=timezone.now(), failing=5, probed=5)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DegradedEpisode.objects.create(started_at=timezone.now(), failing=5, probed=5)
+    DegradedEpisode.objects.update(ended_at=timezone.now())
+    DegradedEpisode.objects.create(started_at=timezone.now(), failing=5, probed=5)  # a new one, once it ended

@@ -129,14 +129,14 @@ def test_concurrent_failures_for_one_monitor_open_exactly_one_incident(alice):
     monitor = monitor_for(alice, channels=[hook], failure_threshold=3)
     barrier = threading.Barrier(6)
 
-    def fail(index: int) -> None:
+    def fail() -> None:
         try:
             barrier.wait()
             record(monitor, at=T0, success=False)  # one instant: none is "older" than another
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=fail, args=(index,)) for index in range(6)]
+    threads = [threading.Thread(target=fail) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:

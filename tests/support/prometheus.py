@@ -83,6 +83,11 @@ class PrometheusServer:
     def query(self, expr: str) -> list[dict]:
         return self.api("query", query=expr)["result"]
 
+    def value(self, expr: str) -> float | None:
+        """The value of a one-series instant query; None while it has no result."""
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
     def query_range(self, expr: str, *, seconds: float, step: float = 2.0) -> list[dict]:
         end = time.time()
         return self.api("query_range", query=expr, start=end - seconds, end=end, step=step)["result"]

@@ -80,7 +80,7 @@ def base_environment(**extra: str) -> dict[str, str]:
 class LookoutStack:
     """`lookout migrate`, then `lookout api`, `worker` and `beat` as real processes."""
 
-    def __init__(self, workdir: Path, *, name: str) -> None:
+    def __init__(self, workdir: Path, *, name: str, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.name = name
         self.api_port = free_port()
@@ -99,6 +99,7 @@ class LookoutStack:
             LOOKOUT_WORKER_CONCURRENCY="20",
             LOOKOUT_API_WORKERS="2",
         )
+        self.env.update(env or {})  # e.g. EMAIL_HOST/EMAIL_PORT of a test's SMTP server, alerting timings
         self.processes: dict[str, subprocess.Popen] = {}
         self.token = ""
 

@@ -10,6 +10,7 @@ mid-delivery once their lease expires. At least once: a worker that dies after s
 leads to a second send, with the same event id.
 """
 
+import logging
 import random
 import time
 import uuid
@@ -31,6 +32,8 @@ from lookout.alerting.models import (
 )
 from lookout.alerting.notifications import notifications_publish
 from lookout.observability.metrics import alert_delivery_observe
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,10 @@ def notification_claim(*, notification_id: int, now: datetime | None = None) -> 
         return None
     notification = Notification.objects.select_related("channel").get(pk=notification_id)
     # An attempt left unfinished was the previous holder's: its worker died (or lost its lease) mid-send.
-    NotificationAttempt.objects.filter(notification=notification, finished_at__isnull=True).update(
-        finished_at=now, outcome=AttemptOutcome.ABANDONED, error="the worker stopped before finishing; lease expired")
+    if NotificationAttempt.objects.filter(notification=notification, finished_at__isnull=True).update(
+            finished_at=now, outcome=AttemptOutcome.ABANDONED,
+            error="the worker stopped before finishing; lease expired"):
+        alert_delivery_observe(channel_kind=notification.channel.kind, outcome=AttemptOutcome.ABANDONED)
     attempt = NotificationAttempt.objects.create(notification=notification, number=notification.attempts,
                                                  started_at=now)
     return Claim(notification=notification, attempt=attempt, token=token)
@@ -80,6 +85,11 @@ def channel_send(channel: Channel, message: Message) -> SendResult:
     except TransportError as exc:
         outcome = AttemptOutcome.PERMANENT if exc.permanent else AttemptOutcome.TRANSIENT
         return SendResult(outcome=outcome, status_code=exc.status_code, error=str(exc)[:1000],
+                          duration_ms=(time.monotonic() - started) * 1000)
+    except Exception as exc:  # a bug or an unreadable secret: recorded and retried, never a row stuck in sending
+        logger.exception("sending to %s channel %s failed unexpectedly", channel.kind, channel.pk)
+        return SendResult(outcome=AttemptOutcome.TRANSIENT, status_code=None,
+                          error=f"unexpected error: {type(exc).__name__}: {exc}"[:1000],
                           duration_ms=(time.monotonic() - started) * 1000)
     return SendResult(outcome=AttemptOutcome.DELIVERED, status_code=status_code, error="",
                       duration_ms=(time.monotonic() - started) * 1000)

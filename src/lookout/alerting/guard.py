@@ -6,10 +6,11 @@ down alerts are held, and the staff's system channels get one `lookout.degraded`
 `lookout_degraded` reads 1). It knows better later:
 - a monitor that recovers while its alert is held had a blip that was most likely ours: the alert is dropped
   (lookout.alerting.incidents.incident_close);
-- when failures fall back below the thresholds, the episode ends: alerts still held belong to monitors that
-  are still down, so they really are down and the alerts are released; staff get `lookout.recovered`;
-- an episode lasting LOOKOUT_GUARD_MAX_HOLD_SECONDS is not a blip: held alerts are released, and new ones are
-  no longer held until it ends.
+- when failures fall back below the thresholds, the episode ends and staff get `lookout.recovered`; each alert
+  still held goes out if its monitor is still down at its next probe (it really is down), and is dropped if
+  that probe brings it back up;
+- an episode lasting LOOKOUT_GUARD_MAX_HOLD_SECONDS is not a blip: new alerts are no longer held, and held ones
+  go out as their monitors are probed again, still down.
 
 "Failing" is a monitor whose latest probe failed (any run of failures, before failure_threshold confirms it,
 so the guard sees a mass failure before the first alert is due), among the enabled monitors probed within
@@ -80,14 +81,20 @@ def episode_open(*, now: datetime, failing: int, probed: int) -> DegradedEpisode
     return episode
 
 
-@transaction.atomic
 def guard_sweep(*, now: datetime | None = None) -> str:
-    """End the open episode once failures are back below the thresholds, or release its alerts after the
-    longest hold. Returns what it did: "", "ended" or "released"."""
+    """End the open episode once failures are back below the thresholds (or stop holding after the longest
+    hold), and settle held alerts whose monitors were probed since. Returns "", "ended" or "released"."""
     now = now or timezone.now()
+    done = ""
     episode = episode_open_get()
-    if episode is None:
-        return ""
+    if episode is not None:
+        with transaction.atomic():
+            done = _episode_sweep(episode, now=now)
+    held_settle(now=now)
+    return done
+
+
+def _episode_sweep(episode: DegradedEpisode, *, now: datetime) -> str:
     failing, probed = failure_counts(now=now)
     if not suspicious(failing=failing, probed=probed):
         if not DegradedEpisode.objects.filter(pk=episode.pk, ended_at__isnull=True).update(ended_at=now):
@@ -95,22 +102,37 @@ def guard_sweep(*, now: datetime | None = None) -> str:
         episode.ended_at = now
         dropped = Notification.objects.filter(state=NotificationState.DROPPED, event=AlertEvent.MONITOR_DOWN,
                                               created_at__gte=episode.started_at).count()
-        released = held_release()
+        held = Notification.objects.filter(state=NotificationState.HELD).count()
         episode_notify(episode=episode, event=AlertEvent.RECOVERED,
-                       extra={"alerts_released": released, "alerts_dropped": dropped})
+                       extra={"alerts_dropped": dropped, "alerts_held": held})
         return "ended"
     held_too_long = now - episode.started_at >= timedelta(seconds=settings.LOOKOUT_GUARD_MAX_HOLD_SECONDS)
     if held_too_long and DegradedEpisode.objects.filter(pk=episode.pk, released_at__isnull=True).update(
             released_at=now):
-        held_release()
         return "released"
     return ""
 
 
-def held_release() -> int:
-    """Let every held alert go: the delivery sweep (which runs right after) publishes them."""
-    return Notification.objects.filter(state=NotificationState.HELD).update(
-        state=NotificationState.PENDING, due_at=timezone.now(), dispatched_at=None)
+def held_settle(*, now: datetime) -> int:
+    """Release held alerts of monitors still down at a probe after the guard stopped holding; returns how many.
+
+    Not all at once when the episode ends: monitors recover one probe at a time, and one whose next probe
+    succeeds closes its incident, which drops its held alert (incident_close). A monitor not probed since
+    (paused, a long interval) has its alert released after LOOKOUT_GUARD_WINDOW_SECONDS.
+    """
+    if not Notification.objects.filter(state=NotificationState.HELD).exists():  # the usual case
+        return 0
+    latest = DegradedEpisode.objects.order_by("-started_at").first()
+    if latest is not None and latest.ended_at is None and latest.released_at is None:
+        return 0  # still holding
+    since = (latest.ended_at or latest.released_at) if latest else now
+    assert since is not None
+    held = Notification.objects.filter(state=NotificationState.HELD)
+    if now - since < timedelta(seconds=settings.LOOKOUT_GUARD_WINDOW_SECONDS):
+        # Its latest probe, taken after Lookout was fine again, failed: the monitor really is down.
+        held = held.filter(monitor__last_checked_at__gt=since, monitor__consecutive_failures__gt=0,
+                           incident__ended_at__isnull=True)
+    return held.update(state=NotificationState.PENDING, due_at=now, dispatched_at=None)
 
 
 def guard_degraded() -> bool:

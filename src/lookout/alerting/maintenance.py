@@ -89,15 +89,17 @@ def maintenance_sync(*, now: datetime | None = None) -> tuple[int, int, int]:
     that ended windows deferred. Returns (entered, left, alerts released)."""
     now = now or timezone.now()
     scope = active_scope(now=now)
-    with transaction.atomic():
-        entered = 0
-        leaving = Monitor.objects.filter(status=MonitorStatus.MAINTENANCE)
-        if scope is not None:
-            entered = (Monitor.objects.filter(scope, enabled=True).exclude(status=MonitorStatus.MAINTENANCE)
-                       .update(status=MonitorStatus.MAINTENANCE))
-            leaving = leaving.exclude(scope)
-        # Back to what the state machine last confirmed (F: the value at update time, not a stale read).
-        left = leaving.update(status=F("health"))
+    entered = left = 0
+    leaving = Monitor.objects.filter(status=MonitorStatus.MAINTENANCE)
+    # Nothing to write most of the time: do not open a write transaction for nothing (SQLite locks for it).
+    if scope is not None or leaving.exists():
+        with transaction.atomic():
+            if scope is not None:
+                entered = (Monitor.objects.filter(scope, enabled=True).exclude(status=MonitorStatus.MAINTENANCE)
+                           .update(status=MonitorStatus.MAINTENANCE))
+                leaving = leaving.exclude(scope)
+            # Back to what the state machine last confirmed (F: the value at update time, not a stale read).
+            left = leaving.update(status=F("health"))
     released = 0
     for incident in (Incident.objects.filter(ended_at__isnull=True, alerts_deferred=True, monitor__enabled=True)
                      .exclude(monitor__status=MonitorStatus.MAINTENANCE).select_related("monitor")):

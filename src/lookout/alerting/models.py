@@ -90,7 +90,8 @@ class DegradedEpisode(models.Model):
     class Meta:
         ordering = ["-started_at"]
         constraints = [
-            models.UniqueConstraint(fields=["ended_at"], condition=Q(ended_at__isnull=True),
+            # On a constant: at most one row can be open (a unique index on ended_at would let NULLs repeat).
+            models.UniqueConstraint(models.Value(True), condition=Q(ended_at__isnull=True),
                                     name="degraded_episode_one_open"),
         ]
 
@@ -153,6 +154,8 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["due_at"], name="notification_due_idx", condition=Q(state="pending")),
             models.Index(fields=["lease_until"], name="notification_lease_idx", condition=Q(state="sending")),
+            # The guard's sweep asks "anything held?" every few seconds; almost always nothing is.
+            models.Index(fields=["created_at"], name="notification_held_idx", condition=Q(state="held")),
             models.Index(fields=["channel", "-created_at"]),
             models.Index(fields=["monitor", "-created_at"]),
             models.Index(fields=["created_at"]),

@@ -155,7 +155,9 @@ def _monitor_enable(*, monitor: Monitor, enabled: bool) -> Monitor:
 
 @transaction.atomic
 def monitor_delete(*, monitor: Monitor) -> None:
-    task = Monitor.objects.select_for_update(of=("self",)).select_related("periodic_task").get(pk=monitor.pk).periodic_task
+    # of=self: the task is a nullable (outer) join, which FOR UPDATE cannot lock.
+    locked = Monitor.objects.select_for_update(of=("self",)).select_related("periodic_task").get(pk=monitor.pk)
+    task = locked.periodic_task
     monitor.delete()
     if task is not None:
         schedules.schedule_delete(task)

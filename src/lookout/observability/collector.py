@@ -6,11 +6,13 @@ table scan every few seconds. A database outage does not fail the scrape: beat's
 the per-monitor ones are left out and `lookout_monitor_collector_up` says why.
 """
 
+import gzip
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from urllib.parse import urlsplit
 
 from django.apps import apps
@@ -44,6 +46,7 @@ class MonitorRow:
     open_incidents: int | None = None
 
 
+@lru_cache(maxsize=1 << 18)  # every reload re-reads every URL; parsing each anew was a third of the read
 def _host(url: str) -> str:
     # hostname alone: no userinfo, port-less, no path or query string can leak into a label.
     try:
@@ -77,10 +80,92 @@ def monitor_rows() -> list[MonitorRow]:
     ]
 
 
+Sample = tuple[tuple[str, ...], float]  # (label values, value)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    samples: Callable[[MonitorRow], Iterable[Sample]]
+
+    @cached_property
+    def line_format(self) -> str:
+        """`name{a="{}",b="{}"} {}` for str.format: the scrape's hot loop renders lines with it."""
+        labels = ",".join(f'{label}="{{}}"' for label in self.labels)
+        return f"{self.name}{{{{{labels}}}}} {{}}\n"
+
+
+def _status_samples(row: MonitorRow) -> Iterator[Sample]:
+    for status in MonitorStatus.values:
+        yield (row.monitor_id, status), 1.0 if row.status == status else 0.0
+
+
+def _phase_samples(row: MonitorRow) -> Iterator[Sample]:
+    for name in PHASES:
+        if name in row.last_phases_ms:
+            yield (row.monitor_id, name), row.last_phases_ms[name] / 1000
+
+
+def _one(row: MonitorRow, value: float | None) -> tuple[Sample, ...]:
+    return () if value is None else (((row.monitor_id,), value),)
+
+
+_UP = {MonitorStatus.UP: 1.0, MonitorStatus.DOWN: 0.0}
+MONITOR_ID = ("monitor_id",)
+FAMILIES = (
+    Family("lookout_monitor_info", "Monitor metadata for joins (value 1).",
+           ("monitor_id", "name", "host", "type", "owner"),
+           lambda row: (((row.monitor_id, row.name, row.host, row.type, row.owner), 1.0),)),
+    Family("lookout_monitor_status", "1 for the monitor's current status.", ("monitor_id", "status"),
+           _status_samples),
+    Family("lookout_monitor_up", "1 up, 0 down; absent while pending or paused.", MONITOR_ID,
+           lambda row: _one(row, _UP.get(row.status))),
+    Family("lookout_monitor_last_duration_seconds", "Duration of the last probe.", MONITOR_ID,
+           lambda row: _one(row, None if row.last_response_time_ms is None else row.last_response_time_ms / 1000)),
+    Family("lookout_monitor_last_check_timestamp_seconds", "Unix time the last probe started.", MONITOR_ID,
+           lambda row: _one(row, row.last_checked_at)),
+    Family("lookout_monitor_last_phase_duration_seconds", "Time per phase of the last probe.",
+           ("monitor_id", "phase"), _phase_samples),
+    Family("lookout_tls_cert_expiry_timestamp_seconds", "Unix time the monitor's certificate expires.", MONITOR_ID,
+           lambda row: _one(row, row.tls_not_after)),
+    Family("lookout_monitor_open_incidents", "Open incidents of the monitor.", MONITOR_ID,
+           lambda row: _one(row, row.open_incidents)),
+)
+READ_UP = ("lookout_monitor_collector_up",
+           "1 when the last read of the monitors table succeeded, 0 on a database error.")
+READ_DURATION = ("lookout_monitor_collector_duration_seconds", "Time the last read of the monitors table took.")
+
+
+def _label_value(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def exposition_text(rows: list[MonitorRow], *, read_ok: bool, read_seconds: float) -> bytes:
+    """The same series as MonitorCollector.collect(), written straight in Prometheus' text format.
+
+    prometheus-client's generic path costs ~100 µs per monitor (16 samples); at 100k monitors that is seconds of
+    beat's CPU, holding the GIL its scheduler loop needs, on every scrape.
+    """
+    parts = [f"# HELP {name} {text}\n# TYPE {name} gauge\n{name} {float(value)!r}\n"
+             for (name, text), value in ((READ_UP, read_ok), (READ_DURATION, read_seconds))]
+    for family in FAMILIES:
+        parts.append(f"# HELP {family.name} {family.help}\n# TYPE {family.name} gauge\n")
+        line = family.line_format.format
+        parts.extend(line(*map(_label_value, labels), repr(float(value)))
+                     for row in rows for labels, value in family.samples(row))
+    return "".join(parts).encode()
+
+
 class MonitorCollector(Collector):
     def __init__(self, cache_seconds: float = CACHE_SECONDS) -> None:
         self._cache_seconds = cache_seconds
         self._rows: list[MonitorRow] = []
+        self._text: bytes | None = None
+        self._gzipped: bytes | None = None
         self._loaded_at = float("-inf")
         self._read_ok = False
         self._read_seconds = 0.0
@@ -101,6 +186,7 @@ class MonitorCollector(Collector):
             connection.close()
             self._read_seconds = time.perf_counter() - started
             self._loaded_at = time.monotonic()
+            self._text = None
 
     def _current_rows(self) -> list[MonitorRow]:
         with self._lock:
@@ -108,47 +194,33 @@ class MonitorCollector(Collector):
                 self._reload()
             return self._rows
 
+    def exposition(self, *, gzipped: bool = False) -> bytes:
+        """This collector's series in the text format (or one gzip member of it), made once per read of the table.
+
+        ~1.2 kB per monitor: 120 MB at 100k monitors, about a tenth of that gzipped.
+        """
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self._cache_seconds:
+                self._reload()
+            if self._text is None:
+                self._text = exposition_text(self._rows, read_ok=self._read_ok, read_seconds=self._read_seconds)
+                self._gzipped = None
+            if gzipped:
+                if self._gzipped is None:
+                    self._gzipped = gzip.compress(self._text, compresslevel=1)
+                return self._gzipped
+            return self._text
+
     def collect(self) -> Iterator[Metric]:
         rows = self._current_rows()
-        yield GaugeMetricFamily("lookout_monitor_collector_up",
-                                "1 when the last read of the monitors table succeeded, 0 on a database error.",
-                                value=1 if self._read_ok else 0)
-        yield GaugeMetricFamily("lookout_monitor_collector_duration_seconds",
-                                "Time the last read of the monitors table took.", value=self._read_seconds)
-        info = GaugeMetricFamily("lookout_monitor_info", "Monitor metadata for joins (value 1).",
-                                 labels=["monitor_id", "name", "host", "type", "owner"])
-        state = GaugeMetricFamily("lookout_monitor_status", "1 for the monitor's current status.",
-                                  labels=["monitor_id", "status"])
-        up = GaugeMetricFamily("lookout_monitor_up", "1 up, 0 down; absent while pending or paused.",
-                               labels=["monitor_id"])
-        duration = GaugeMetricFamily("lookout_monitor_last_duration_seconds", "Duration of the last probe.",
-                                     labels=["monitor_id"])
-        checked = GaugeMetricFamily("lookout_monitor_last_check_timestamp_seconds",
-                                    "Unix time the last probe started.", labels=["monitor_id"])
-        phase = GaugeMetricFamily("lookout_monitor_last_phase_duration_seconds",
-                                  "Time per phase of the last probe.", labels=["monitor_id", "phase"])
-        tls_expiry = GaugeMetricFamily("lookout_tls_cert_expiry_timestamp_seconds",
-                                       "Unix time the monitor's certificate expires.", labels=["monitor_id"])
-        incidents = GaugeMetricFamily("lookout_monitor_open_incidents", "Open incidents of the monitor.",
-                                      labels=["monitor_id"])
-        for row in rows:
-            info.add_metric([row.monitor_id, row.name, row.host, row.type, row.owner], 1)
-            for status in MonitorStatus.values:
-                state.add_metric([row.monitor_id, status], 1 if row.status == status else 0)
-            if row.status in (MonitorStatus.UP, MonitorStatus.DOWN):
-                up.add_metric([row.monitor_id], 1 if row.status == MonitorStatus.UP else 0)
-            if row.last_response_time_ms is not None:
-                duration.add_metric([row.monitor_id], row.last_response_time_ms / 1000)
-            if row.last_checked_at is not None:
-                checked.add_metric([row.monitor_id], row.last_checked_at)
-            for name in PHASES:
-                if name in row.last_phases_ms:
-                    phase.add_metric([row.monitor_id, name], row.last_phases_ms[name] / 1000)
-            if row.tls_not_after is not None:
-                tls_expiry.add_metric([row.monitor_id], row.tls_not_after)
-            if row.open_incidents is not None:
-                incidents.add_metric([row.monitor_id], row.open_incidents)
-        yield from (info, state, up, duration, checked, phase, tls_expiry, incidents)
+        yield GaugeMetricFamily(*READ_UP, value=1 if self._read_ok else 0)
+        yield GaugeMetricFamily(*READ_DURATION, value=self._read_seconds)
+        for family in FAMILIES:
+            metric = GaugeMetricFamily(family.name, family.help, labels=family.labels)
+            for row in rows:
+                for labels, value in family.samples(row):
+                    metric.add_metric(labels, value)
+            yield metric
 
 
 _collector: MonitorCollector | None = None

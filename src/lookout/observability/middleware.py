@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from lookout.observability.exposition import metrics_payload
@@ -14,6 +15,7 @@ from lookout.observability.health import broker_ok, database_ok, metrics_token_o
 from lookout.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+_PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 _ROUTE_PARAM = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 
 
@@ -33,6 +35,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not metrics_token_ok(request.headers.get("Authorization")):
         return HttpResponse("metrics need the bearer token (LOOKOUT_METRICS_TOKEN)\n", status=401,
                             content_type="text/plain", headers={"WWW-Authenticate": "Bearer"})
+    if not settings.LOOKOUT_METRICS_TOKEN and any(name in request.headers for name in _PROXY_HEADERS):
+        # Prometheus scrapes the pod directly; a request that came through an Ingress or proxy is from outside.
+        return HttpResponse("metrics are not served through a proxy unless LOOKOUT_METRICS_TOKEN is set\n",
+                            status=403, content_type="text/plain")
     body, content_type = metrics_payload(request.headers.get("Accept", ""), include_monitors=False)
     return HttpResponse(body, content_type=content_type)
 

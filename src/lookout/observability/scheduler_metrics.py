@@ -8,6 +8,8 @@ import logging
 import time
 from typing import Any
 
+from celery.schedules import schedule as celery_schedule
+
 from lookout.observability.metrics import BEAT_DISPATCHES, DUE_AT_HEADER, beat_metrics
 
 logger = logging.getLogger(__name__)
@@ -22,7 +24,10 @@ def entry_due_at(entry: Any) -> float | None:
     try:
         schedule = entry.schedule
         last_run_at = schedule.maybe_make_aware(entry.last_run_at)
-        due = schedule.maybe_make_aware(schedule.now()) + schedule.remaining_estimate(last_run_at)
+        if isinstance(schedule, celery_schedule):  # an interval: exactly one period after the last run
+            due = last_run_at + schedule.run_every
+        else:  # crontab, solar: the next fire time after the last run, as the schedule itself reckons it
+            due = schedule.maybe_make_aware(schedule.now()) + schedule.remaining_estimate(last_run_at)
     except Exception:  # a schedule that cannot say when it was due sends its message without a due time
         logger.debug("no due time for %r", getattr(entry, "name", entry), exc_info=True)
         return None

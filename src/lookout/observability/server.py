@@ -51,14 +51,17 @@ def metrics_app(*, include_monitors: IncludeMonitors, health: HealthCheck,
             if not metrics_token_ok(environ.get("HTTP_AUTHORIZATION")):
                 start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
                 return [b"metrics need the bearer token (LOOKOUT_METRICS_TOKEN)\n"]
+            gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")  # Prometheus asks for it
             try:
                 monitors = include_monitors() if callable(include_monitors) else include_monitors
-                body, content_type = metrics_payload(environ.get("HTTP_ACCEPT", ""), include_monitors=monitors)
+                body, content_type = metrics_payload(environ.get("HTTP_ACCEPT", ""), include_monitors=monitors,
+                                                     gzipped=gzipped)
             except Exception:
                 logger.exception("metrics scrape failed")
                 start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
                 return [b"metrics unavailable, see the process log\n"]
-            start_response("200 OK", [("Content-Type", content_type)])
+            headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+            start_response("200 OK", headers + ([("Content-Encoding", "gzip")] if gzipped else []))
             return [body]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found: try /metrics, /healthz or /readyz\n"]

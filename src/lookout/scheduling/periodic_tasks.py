@@ -101,7 +101,7 @@ def periodic_task_create(*, name: str, task: str, interval: Interval | None = No
 @transaction.atomic
 def periodic_task_update(*, task: PeriodicTask, changes: dict[str, Any]) -> PeriodicTask:
     """Change a task's schedule, description or enabled flag; never beat's last_run_at or run count."""
-    locked = PeriodicTask.objects.select_for_update().select_related("interval", "crontab").get(pk=task.pk)
+    locked = PeriodicTask.objects.select_for_update(of=("self",)).select_related("interval", "crontab").get(pk=task.pk)
     _refuse_monitor_owned(task)
     fields: list[str] = []
     if {"interval", "crontab", "timezone"} & changes.keys():

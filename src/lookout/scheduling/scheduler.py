@@ -8,15 +8,19 @@ It adds what probes need on top of the stock scheduler:
   (lookout.observability.scheduler_metrics).
 """
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from celery.schedules import crontab
 from django.conf import settings
+from django.db import DatabaseError
 from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
 
 from lookout.observability.scheduler_metrics import SchedulerMetrics
 from lookout.scheduling.lock import NoLock, SchedulerLock, current_lock_set, scheduler_lock_for
+
+logger = logging.getLogger(__name__)
 
 
 def seconds_until_next_run(schedule: crontab, now: datetime) -> float:
@@ -28,8 +32,19 @@ class LookoutScheduler(SchedulerMetrics, DatabaseScheduler):
         # Before super(): DatabaseScheduler.__init__ reads the schedule, and tick() may follow at once.
         self.lock: SchedulerLock | NoLock = scheduler_lock_for(settings.DATABASES["default"])
         self._dispatching = False
+        self._setup_pending = False
         current_lock_set(self.lock)
         super().__init__(*args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        # Started while the database is down: wait for it on standby (its /readyz says so) rather than exit and
+        # crash-loop; the schedule is set up once this beat takes the lock, so once the database is back.
+        try:
+            super().setup_schedule()
+            self._setup_pending = False
+        except DatabaseError as exc:
+            logger.warning("database unavailable at start (%s): waiting for it", exc)
+            self._setup_pending = True
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self.lock.ensure_held():
@@ -46,18 +61,23 @@ class LookoutScheduler(SchedulerMetrics, DatabaseScheduler):
         self._initial_read = True
         self._heap = None
         self._dispatching = True
+        if self._setup_pending:
+            self.setup_schedule()
 
     def _stop_dispatching(self) -> None:
         # Another beat may hold the lock by now: writing our last_run_at values could overwrite its newer ones.
         self._dirty.clear()
         self._dispatching = False
 
-    def reserve(self, entry: ModelEntry) -> ModelEntry:
-        # reserve() builds the entry that is sent, afresh from its row: set this run's expiry on it.
-        new_entry = super().reserve(entry)
-        if isinstance(new_entry.schedule, crontab) and "expires" not in new_entry.options:
-            new_entry.options["expires"] = seconds_until_next_run(new_entry.schedule, datetime.now(UTC))
-        return new_entry
+    def apply_async(self, entry: ModelEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        # tick() sends the entry it had before reserve() moved it on (advance=False): the expiry goes on the
+        # entry actually sent, computed at send time, so even the first send after a reload expires.
+        if advance:
+            entry = self.reserve(entry)
+        if isinstance(entry.schedule, crontab) and entry.model.expire_seconds is None:
+            entry.options = {**entry.options,
+                             "expires": seconds_until_next_run(entry.schedule, datetime.now(UTC))}
+        return super().apply_async(entry, producer=producer, advance=False, **kwargs)
 
     def sync(self) -> None:
         # A standby has sent nothing; only the lock holder persists last_run_at.

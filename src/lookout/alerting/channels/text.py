@@ -52,8 +52,9 @@ def message_lines(message: Message) -> list[str]:
         if message.event == "lookout.degraded":
             lines.append("Per-monitor alerts are held until Lookout knows whether it is itself or the world.")
         else:
-            lines.append(f"Held alerts released: {episode.get('alerts_released', 0)}, "
-                         f"dropped: {episode.get('alerts_dropped', 0)}.")
+            lines.append(f"Alerts dropped (their monitors came back): {episode.get('alerts_dropped', 0)}; "
+                         f"still held: {episode.get('alerts_held', 0)}, each sent if its monitor is still down "
+                         "at its next probe.")
     if payload.get("message"):
         lines.append(str(payload["message"]))
     if payload.get("link"):

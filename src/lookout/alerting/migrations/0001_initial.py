@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-started_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('ended_at__isnull', True)), fields=('ended_at',), name='degraded_episode_one_open')],
+                'constraints': [models.UniqueConstraint(models.Value(True), condition=models.Q(('ended_at__isnull', True)), name='degraded_episode_one_open')],
             },
         ),
         migrations.CreateModel(
@@ -167,6 +167,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='notification',
             index=models.Index(condition=models.Q(('state', 'sending')), fields=['lease_until'], name='notification_lease_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='notification',
+            index=models.Index(condition=models.Q(('state', 'held')), fields=['created_at'], name='notification_held_idx'),
         ),
         migrations.AddIndex(
             model_name='notification',
