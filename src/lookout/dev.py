@@ -35,6 +35,10 @@ def dev_environment(data_dir: Path, bind: str) -> dict[str, str]:
         "DEBUG": "0",
     })
     env.setdefault("LOOKOUT_WORKER_CONCURRENCY", DEV_CONCURRENCY)
+    # A local, single-user instance is for watching local services too: the SSRF guard protects shared
+    # installations. Set LOOKOUT_ALLOW_PRIVATE_TARGETS=0 to try the production rules.
+    env.setdefault("LOOKOUT_ALLOW_PRIVATE_TARGETS", "1")
+    env.setdefault("LOOKOUT_BASE_URL", f"http://{bind}")
     # The embedded defaults win over anything external this shell may have configured.
     for name in ("CELERY_RESULT_BACKEND", "DATABASE_URL_FILE", "CELERY_BROKER_URL_FILE", "SECRET_KEY_FILE"):
         env.pop(name, None)
@@ -74,6 +78,7 @@ def dev_run(*, data_dir: str, bind: str, reset: bool) -> int:
         f"  admin login:     {DEV_USER} / {password}\n"
         f"  try:             curl -H 'Authorization: Token {token}' {url}api/v1/monitors/\n"
         f"  data directory:  {directory}\n"
+        f"  private targets: LOOKOUT_ALLOW_PRIVATE_TARGETS={env['LOOKOUT_ALLOW_PRIVATE_TARGETS']}\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )

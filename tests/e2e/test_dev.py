@@ -15,8 +15,8 @@ pytestmark = pytest.mark.e2e
 
 def test_lookout_dev_serves_the_api_and_probes_a_monitor_on_its_schedule(tmp_path, http_target):
     port = free_port()
-    env = base_environment(LOOKOUT_MIN_INTERVAL="1", LOOKOUT_ALLOW_PRIVATE_TARGETS="1",
-                           LOOKOUT_METRICS_PORT=str(free_port()))
+    # No LOOKOUT_ALLOW_PRIVATE_TARGETS: `lookout dev` lets a local instance watch local servers by default.
+    env = base_environment(LOOKOUT_MIN_INTERVAL="1", LOOKOUT_METRICS_PORT=str(free_port()))
     log = open(tmp_path / "dev.log", "w+")  # noqa: SIM115
     dev = subprocess.Popen([*LOOKOUT, "dev", "--bind", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")],
                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)

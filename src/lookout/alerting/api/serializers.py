@@ -18,23 +18,11 @@ from lookout.alerting.models import (
     NotificationAttempt,
     NotificationState,
 )
-from lookout.monitors.api.fields import StrictIntegerField
+from lookout.api_input import CrontabField, RejectUnknownFieldsMixin, StrictIntegerField, TimeZoneField
 from lookout.monitors.models import Monitor, MonitorType
 from lookout.monitors.targets import target_url_validate
-from lookout.scheduling.crontab import crontab_fields, timezone_validate
 
 _email = EmailValidator()
-
-
-class StrictFieldsMixin:
-    """Unknown fields are errors, as for monitors: a typo never passes silently."""
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)  # type: ignore[misc]
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -51,7 +39,7 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return self.model.objects.filter(owner=request.user)
 
 
-class ChannelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     kind = serializers.ChoiceField(choices=ChannelKind.choices, help_text="email, webhook or slack; set at creation.")
     name = serializers.CharField(max_length=200)
     address = serializers.CharField(max_length=254, required=False, allow_blank=True,
@@ -166,15 +154,15 @@ class NotificationFilterSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=NotificationState.choices, required=False)
 
 
-class MaintenanceWindowSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     monitor = OwnedPrimaryKeyField(Monitor, allow_null=True, required=False,
                                    help_text="One of your monitors; null (default): all of them.")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     starts_at = serializers.DateTimeField(allow_null=True, required=False, help_text="One-off window: its start.")
     ends_at = serializers.DateTimeField(allow_null=True, required=False, help_text="One-off window: its end.")
-    cron = serializers.CharField(max_length=120, allow_null=True, required=False,
-                                 help_text="Recurring window: when each occurrence starts (5-field crontab).")
-    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA zone of `cron` (default UTC).")
+    cron = CrontabField(allow_null=True, required=False,
+                        help_text="Recurring window: when each occurrence starts (5-field crontab).")
+    timezone = TimeZoneField(required=False, help_text="IANA zone of `cron` (default UTC).")
     duration_seconds = StrictIntegerField(allow_null=True, required=False, min_value=60,
                                           max_value=MAX_DURATION_SECONDS,
                                           help_text="Recurring window: how long each occurrence lasts.")
@@ -188,22 +176,6 @@ class MaintenanceWindowSerializer(StrictFieldsMixin, serializers.ModelSerializer
 
     def get_active(self, window: MaintenanceWindow) -> bool:
         return window_active(window, now=timezone.now())
-
-    def validate_cron(self, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            crontab_fields(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return " ".join(value.split())
-
-    def validate_timezone(self, value: str) -> str:
-        try:
-            timezone_validate(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         instance: MaintenanceWindow | None = self.instance

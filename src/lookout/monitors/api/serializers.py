@@ -6,13 +6,18 @@ from rest_framework import serializers
 
 from lookout.alerting.api.serializers import OwnedPrimaryKeyField
 from lookout.alerting.models import Channel
-from lookout.monitors.api.fields import StrictFloatField, StrictIntegerField
+from lookout.api_input import (
+    CrontabField,
+    RejectUnknownFieldsMixin,
+    StrictFloatField,
+    StrictIntegerField,
+    TimeZoneField,
+)
 from lookout.monitors.encryption import secret_headers_decrypt
 from lookout.monitors.models import HttpMethod, Monitor, MonitorEvent, MonitorType, ProbeResult, RecordType
 from lookout.monitors.services import MAX_INTERVAL, MAX_TIMEOUT, timeout_cap
 from lookout.monitors.targets import MAX_BODY_BYTES, MAX_REDIRECTS, target_url_validate
 from lookout.probes.conditions import ConditionError, conditions_validate
-from lookout.scheduling.crontab import crontab_fields, timezone_validate
 
 # RFC 9110 token characters: anything else cannot be sent as a header name.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -35,7 +40,7 @@ class OwnedChannelsField(OwnedPrimaryKeyField):
         super().__init__(Channel, **kwargs)
 
 
-class MonitorSerializer(serializers.ModelSerializer):
+class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     name = serializers.CharField(max_length=200)
     type = serializers.ChoiceField(choices=MonitorType.choices, default=MonitorType.HTTP,
                                    help_text="Set at creation; cannot change afterwards.")
@@ -45,9 +50,8 @@ class MonitorSerializer(serializers.ModelSerializer):
     method = serializers.ChoiceField(choices=HttpMethod.choices, default=HttpMethod.GET)
     body = serializers.CharField(max_length=65536, allow_blank=True, required=False, trim_whitespace=False)
     interval = StrictIntegerField(allow_null=True, required=False, help_text="Seconds between probes.")
-    cron = serializers.CharField(max_length=120, allow_null=True, required=False,
-                                 help_text="5-field crontab: minute hour day-of-month month day-of-week.")
-    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA zone for `cron`.")
+    cron = CrontabField(allow_null=True, required=False)
+    timezone = TimeZoneField(required=False, help_text="IANA zone for `cron`.")
     timeout = StrictFloatField(min_value=0.1, max_value=MAX_TIMEOUT, required=False,
                                help_text="Seconds; default 10, never above the interval.")
     expected_status = serializers.ListField(
@@ -116,34 +120,11 @@ class MonitorSerializer(serializers.ModelSerializer):
     def get_basic_auth_password_set(self, monitor: Monitor) -> bool:
         return bool(monitor.basic_auth_password)
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
-
     def validate_interval(self, value: int | None) -> int | None:
         if value is not None and not settings.LOOKOUT_MIN_INTERVAL <= value <= MAX_INTERVAL:
             raise serializers.ValidationError(
                 f"Must be between {settings.LOOKOUT_MIN_INTERVAL} and {MAX_INTERVAL} seconds (7 days)."
             )
-        return value
-
-    def validate_cron(self, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            crontab_fields(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return " ".join(value.split())
-
-    def validate_timezone(self, value: str) -> str:
-        try:
-            timezone_validate(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
         return value
 
     def validate_keyword(self, value: str | None) -> str | None:

@@ -3,9 +3,8 @@ from typing import Any
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework import serializers
 
-from lookout.monitors.api.fields import StrictIntegerField
+from lookout.api_input import CrontabField, StrictIntegerField, TimeZoneField
 from lookout.scheduling import periodic_tasks
-from lookout.scheduling.crontab import crontab_fields, timezone_validate
 
 PERIODS = [IntervalSchedule.SECONDS, IntervalSchedule.MINUTES, IntervalSchedule.HOURS, IntervalSchedule.DAYS]
 
@@ -22,9 +21,8 @@ class PeriodicTaskSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, help_text="Unique; set at creation.")
     task = serializers.CharField(max_length=200, help_text="An allowlisted task name; set at creation.")
     interval = IntervalSerializer(allow_null=True, required=False, help_text='e.g. {"every": 1, "period": "hours"}')
-    crontab = serializers.CharField(max_length=120, allow_null=True, required=False,
-                                    help_text="5-field crontab, e.g. '0 4 * * *'")
-    timezone = serializers.CharField(max_length=64, required=False, help_text="IANA zone of `crontab` (default UTC).")
+    crontab = CrontabField(allow_null=True, required=False, help_text="5-field crontab, e.g. '0 4 * * *'")
+    timezone = TimeZoneField(required=False, help_text="IANA zone of `crontab` (default UTC).")
     enabled = serializers.BooleanField(required=False)
     description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
     expire_seconds = serializers.IntegerField(read_only=True, allow_null=True)
@@ -61,22 +59,6 @@ class PeriodicTaskSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 f"Unknown task {value!r}: periodic tasks may run only {', '.join(sorted(allowed))} "
                 "(a monitor's probes are scheduled through the monitor).")
-        return value
-
-    def validate_crontab(self, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            crontab_fields(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return " ".join(value.split())
-
-    def validate_timezone(self, value: str) -> str:
-        try:
-            timezone_validate(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
