@@ -1,0 +1,276 @@
+"""Worker benchmark: probes per second and CPU per probe of ONE `lookout worker` process against a local
+target that adds latency, versus a bare gevent + requests loop on the same target in the same run.
+
+    .venv/bin/python bench/probes.py [--concurrency 50,200] [--delay-ms 50] [--seconds 10] [--warmup 3]
+
+What runs, each in its own process, all on 127.0.0.1:
+- target: an asyncio HTTP server that waits --delay-ms before answering 200 (2-byte body, Connection: close),
+  so a probe is network-bound as a real one is;
+- worker: `lookout worker` (Celery, gevent pool, LOOKOUT_WORKER_CONCURRENCY = each --concurrency) on a fresh
+  database and RabbitMQ vhost, with --monitors HTTP monitors on the target (already up, so no alerting work).
+  This process keeps its `probes` queue topped up with probe_monitor messages (app.send_task, as beat sends
+  them; no beat runs). Probes are counted as ProbeResult rows written in the window; CPU is the worker
+  process's own user + system time (PostgreSQL's and RabbitMQ's CPU are not counted);
+- baseline: one process, gevent.monkey.patch_all(), N greenlets doing requests.get(target) in a loop: the
+  ceiling for gevent + requests on this machine and target (no database, no broker, no probe engine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common as common  # noqa: E402
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+def role_target(delay: float) -> None:
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(delay)
+            writer.write(RESPONSE)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def role_bare(url: str, concurrency: int, warmup: float, seconds: float) -> None:
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import resource
+
+    import gevent
+    import requests
+
+    start = time.perf_counter()
+    window_start, window_end = start + warmup, start + warmup + seconds
+    done = failures = 0
+    marks: dict[str, float] = {}
+
+    def loop() -> None:
+        nonlocal done, failures
+        while time.perf_counter() < window_end:
+            try:
+                ok = requests.get(url, timeout=5).status_code == 200
+            except requests.RequestException:
+                ok = False
+            if window_start <= time.perf_counter() < window_end:
+                done += 1
+                failures += not ok
+
+    def mark(name: str, at: float) -> None:
+        gevent.sleep(max(0.0, at - time.perf_counter()))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        marks[name + "_wall"], marks[name + "_cpu"] = time.perf_counter(), usage.ru_utime + usage.ru_stime
+
+    greenlets = [gevent.spawn(loop) for _ in range(concurrency)]
+    greenlets += [gevent.spawn(mark, "start", window_start), gevent.spawn(mark, "end", window_end)]
+    gevent.joinall(greenlets, raise_error=True)
+    print(json.dumps({"probes": done, "failures": failures, "wall": marks["end_wall"] - marks["start_wall"],
+                      "cpu": marks["end_cpu"] - marks["start_cpu"]}))
+
+
+class Feeder:
+    """Keeps the probes queue at least `depth` messages deep while the worker consumes it."""
+
+    def __init__(self, broker_url: str, ids: list[int], depth: int) -> None:
+        self.broker_url, self.ids, self.depth = broker_url, ids, depth
+        self.stop_event = threading.Event()
+        self.sent = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            from kombu import Connection
+
+            from lookout.config.celery_app import app
+            from lookout.scheduling.schedules import PROBE_TASK
+
+            with Connection(self.broker_url) as connection:
+                channel = connection.channel()
+                while not self.stop_event.is_set():
+                    try:
+                        _, backlog, _ = channel.queue_declare("probes", passive=True)
+                    except Exception:
+                        channel = connection.channel()
+                        backlog = 0
+                    if backlog >= self.depth:
+                        time.sleep(0.1)
+                        continue
+                    with app.producer_or_acquire() as producer:
+                        for _ in range(self.depth):
+                            monitor_id = self.ids[self.sent % len(self.ids)]
+                            app.send_task(PROBE_TASK, args=[monitor_id], queue="probes", producer=producer)
+                            self.sent += 1
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(30)
+
+
+def result_count(database_url: str) -> int:
+    import psycopg
+
+    from lookout.monitors.models import ProbeResult
+
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
+        return conn.execute(f"SELECT count(*) FROM {ProbeResult._meta.db_table}").fetchone()[0]
+
+
+def run_worker(env: dict, workdir: str, concurrency: int, *, warmup: float, seconds: float) -> dict:
+    import subprocess
+
+    import requests
+
+    metrics_port = common.free_port()
+    log = open(os.path.join(workdir, f"worker-{concurrency}.log"), "w")  # noqa: SIM115
+    worker = subprocess.Popen([*common.LOOKOUT, "worker", "--loglevel", "WARNING"],
+                              env={**env, "LOOKOUT_WORKER_CONCURRENCY": str(concurrency),
+                                   "LOOKOUT_METRICS_PORT": str(metrics_port)},
+                              cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+
+    def ready() -> bool:
+        if worker.poll() is not None:
+            raise SystemExit(f"worker exited:\n{open(log.name).read()[-3000:]}")
+        try:
+            return requests.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        common.wait_for(ready, timeout=60, what="the worker's /readyz")
+        time.sleep(warmup)
+        database_url = env["DATABASE_URL"]
+        wall0, cpu0, count0 = time.perf_counter(), common.proc_cpu_seconds(worker.pid), result_count(database_url)
+        time.sleep(seconds)
+        wall1, cpu1, count1 = time.perf_counter(), common.proc_cpu_seconds(worker.pid), result_count(database_url)
+        rss = common.proc_peak_rss_mib(worker.pid)
+    finally:
+        common.stop(worker, timeout=20)
+        log.close()
+    return {"probes": count1 - count0, "failures": 0, "wall": wall1 - wall0, "cpu": cpu1 - cpu0, "rss": rss}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", default="50,200", help="greenlets, comma-separated (default 50,200)")
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="the target's added latency (default 50)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window per run (default 10)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured start of each run (default 3)")
+    parser.add_argument("--monitors", type=int, default=2000, help="monitors probed round-robin (default 2000)")
+    args = parser.parse_args()
+    concurrencies = [int(value) for value in args.concurrency.split(",")]
+
+    import shutil
+    import subprocess
+    import tempfile
+
+    me = [sys.executable, os.path.abspath(__file__)]
+    name = f"lookout_bench_probes_{os.getpid()}"
+    workdir = tempfile.mkdtemp(prefix="lookout-bench-")
+    processes: list[subprocess.Popen] = []
+    feeder = None
+    rows = []
+    try:
+        target = subprocess.Popen([*me, "--role", "target", str(args.delay_ms / 1000)], stdout=subprocess.PIPE,
+                                  text=True)
+        processes.append(target)
+        assert target.stdout is not None
+        url = f"http://127.0.0.1:{int(target.stdout.readline())}/"
+        database_url = common.database_create(name)
+        broker_url = common.vhost_create(name)
+        env = common.lookout_environment(database_url, broker_url)
+        common.lookout_run(env, "migrate")
+        common.django_setup(env)
+        ids = common.seed_monitors(args.monitors, interval=60, url=url, enabled=False)
+        from lookout.monitors.models import Monitor
+
+        # Already up: every probe is a plain success, no state transition, no alert.
+        Monitor.objects.filter(pk__in=ids).update(status="up", health="up")
+        from django.db import connection
+
+        connection.close()
+        print(f"Worker benchmark: GET {url} (+{args.delay_ms:g} ms, Connection: close), {args.monitors} monitors, "
+              f"window {args.seconds:g} s after {args.warmup:g} s warm-up, {len(os.sched_getaffinity(0))} CPUs, "
+              f"Python {sys.version.split()[0]}", flush=True)
+        feeder = Feeder(broker_url, ids, depth=max(2000, 4 * max(concurrencies)))
+        feeder.start()
+        for concurrency in concurrencies:
+            worker = run_worker(env, workdir, concurrency, warmup=args.warmup, seconds=args.seconds)
+            if feeder.error:
+                raise SystemExit(f"feeding the queue failed: {feeder.error!r}")
+            done = subprocess.run([*me, "--role", "bare", url, str(concurrency), str(args.warmup),
+                                   str(args.seconds)], capture_output=True, text=True, timeout=120)
+            if done.returncode != 0:
+                raise SystemExit(f"bare loop failed:\n{done.stderr}")
+            bare = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append((concurrency, worker, bare))
+    finally:
+        if feeder is not None:
+            feeder.stop()
+        for process in processes:
+            common.stop(process, timeout=5)
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:
+            pass
+        common.database_drop(name)
+        common.vhost_delete(name)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    ceiling = 1000 / args.delay_ms
+    print(f"{'run':<12} {'conc':>5} {'probes':>7} {'probes/s':>9} {'latency-bound':>13} {'CPU s':>6} "
+          f"{'CPU ms/probe':>12} {'CPU busy':>8} {'RSS MiB':>7}")
+    ratios = []
+    for concurrency, worker, bare in rows:
+        for label, run in (("lookout", worker), ("bare-gevent", bare)):
+            rate = run["probes"] / run["wall"]
+            print(f"{label:<12} {concurrency:>5} {run['probes']:>7} {rate:>9.1f} {concurrency * ceiling:>13.0f} "
+                  f"{run['cpu']:>6.2f} {1000 * run['cpu'] / max(run['probes'], 1):>12.3f} "
+                  f"{100 * run['cpu'] / run['wall']:>7.0f}% {run.get('rss', float('nan')):>7.1f}")
+        ratios.append((concurrency, (worker["probes"] / worker["wall"]) / max(bare["probes"] / bare["wall"], 1e-9)))
+    print("ratio lookout worker / bare gevent + requests, probes per second: "
+          + ", ".join(f"{ratio:.2f}x at concurrency {concurrency}" for concurrency, ratio in ratios))
+    print("(latency-bound: concurrency / target delay, what no CPU limit would allow; CPU busy: the process's "
+          "CPU time over the window, 100% = one core)")
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--role"]:
+        role, rest = sys.argv[2], sys.argv[3:]
+        if role == "target":
+            role_target(float(rest[0]))
+        elif role == "bare":
+            role_bare(rest[0], int(rest[1]), float(rest[2]), float(rest[3]))
+        sys.exit(0)
+    sys.exit(main())
