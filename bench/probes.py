@@ -185,6 +185,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window per run (default 10)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured start of each run (default 3)")
     parser.add_argument("--monitors", type=int, default=2000, help="monitors probed round-robin (default 2000)")
+    parser.add_argument("--db-pool", type=int, default=0,
+                        help="LOOKOUT_DB_POOL_SIZE of the worker (default 0: no pool, Lookout's default)")
     args = parser.parse_args()
     concurrencies = [int(value) for value in args.concurrency.split(",")]
 
@@ -206,7 +208,7 @@ def main() -> int:
         url = f"http://127.0.0.1:{int(target.stdout.readline())}/"
         database_url = common.database_create(name)
         broker_url = common.vhost_create(name)
-        env = common.lookout_environment(database_url, broker_url)
+        env = common.lookout_environment(database_url, broker_url, LOOKOUT_DB_POOL_SIZE=str(args.db_pool))
         common.lookout_run(env, "migrate")
         common.django_setup(env)
         ids = common.seed_monitors(args.monitors, interval=60, url=url, enabled=False)

@@ -95,6 +95,7 @@ class LookoutStack:
             LOOKOUT_MIN_INTERVAL="1",
             LOOKOUT_ALLOW_PRIVATE_TARGETS="1",
             LOOKOUT_PUSH_SWEEP_SECONDS="1",
+            LOOKOUT_DB_POOL_SIZE="4",  # smaller than the probes the tests keep in flight
             LOOKOUT_METRICS_TOKEN=self.metrics_token,
             LOOKOUT_WORKER_CONCURRENCY="20",
             LOOKOUT_API_WORKERS="2",

@@ -97,6 +97,13 @@ def _database() -> dict:
             "timeout": 30,
         }
         database["CONN_MAX_AGE"] = 0
+        return database
+    pool_size = env_int("LOOKOUT_DB_POOL_SIZE", 0, minimum=0)
+    if pool_size:
+        # Celery closes Django's connection at every task start and end: with a pool, close() hands it back
+        # instead of tearing down a Postgres backend twice per probe. Pooling excludes persistent connections.
+        database["CONN_MAX_AGE"] = 0
+        database.setdefault("OPTIONS", {})["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 30}
     return database
 
 
