@@ -95,7 +95,6 @@ class LookoutStack:
             LOOKOUT_MIN_INTERVAL="1",
             LOOKOUT_ALLOW_PRIVATE_TARGETS="1",
             LOOKOUT_PUSH_SWEEP_SECONDS="1",
-            LOOKOUT_DB_POOL_SIZE="4",  # smaller than the probes the tests keep in flight
             LOOKOUT_METRICS_TOKEN=self.metrics_token,
             LOOKOUT_WORKER_CONCURRENCY="20",
             LOOKOUT_API_WORKERS="2",
@@ -126,8 +125,9 @@ class LookoutStack:
         self.run("migrate")
         self.token = self.run("manage", "createapiuser", "e2e").strip()
         self.start("api", "api", "--bind", f"127.0.0.1:{self.api_port}", **process_env.get("api", {}))
+        # A pool smaller than the probes the tests keep in flight (only workers pool, as in production).
         self.start("worker", "worker", **{"LOOKOUT_METRICS_PORT": str(self.worker_metrics_port),
-                                          **process_env.get("worker", {})})
+                                          "LOOKOUT_DB_POOL_SIZE": "4", **process_env.get("worker", {})})
         self.start("beat", "beat", **{"LOOKOUT_METRICS_PORT": str(self.beat_metrics_port),
                                       **process_env.get("beat", {})})
         wait_until(self._ready, timeout=60, what="the API's /readyz")
