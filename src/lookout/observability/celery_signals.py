@@ -32,7 +32,7 @@ def beat_health(service: Any) -> tuple[bool, str]:
     if last_tick is not None and time.monotonic() - last_tick > BEAT_STALE_SECONDS:
         return False, f"stale: no scheduler tick for {time.monotonic() - last_tick:.0f}s"
     lock = current_lock()
-    if lock is None:
+    if lock is None or not lock.tried:
         return True, "starting"
     if not lock.requires_lock:
         return True, "active: single process, no scheduler lock needed"
@@ -99,7 +99,7 @@ def beat_metrics_start(sender: Any = None, **_: Any) -> None:
 
     metrics = beat_metrics()
     metrics.lock_held.set_function(lambda: 1 if dispatching() else 0)
-    for outcome in ("sent", "failed"):
+    for outcome in ("sent", "failed", "skipped"):
         BEAT_DISPATCHES.labels(task=PROBE_TASK, outcome=outcome)
     # Per-monitor series only from the beat that dispatches: a hot standby would double every one of them.
     metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), include_monitors=dispatching,

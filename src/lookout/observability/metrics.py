@@ -24,7 +24,7 @@ disable_created_metrics()
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Schedule lag: tens of ms when healthy; minutes when beat or the workers fall behind.
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-# One beat tick sends at most one message (plus, now and then, a reload of the schedule).
+# One beat tick sends the runs due (in batches, up to 0.25 s of sending) and reads changed schedules.
 TICK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 PHASES = ("dns", "connect", "tls", "processing", "transfer")
@@ -34,7 +34,7 @@ PROBE_RESULTS = ("success", "failure")
 ALERT_CHANNEL_KINDS = ("email", "webhook", "slack")
 ALERT_DELIVERY_OUTCOMES = ("delivered", "transient", "permanent", "abandoned")
 
-# The Unix time a scheduled message was due, stamped by beat (SchedulerMetrics); check-now carries none.
+# The Unix time a scheduled message was due, stamped by beat (lookout.scheduling); check-now carries none.
 DUE_AT_HEADER = "lookout_due_at"
 
 # --- workers: probes (fleet-wide, no per-monitor label) -----------------------------------------------------
@@ -139,7 +139,8 @@ def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_fligh
 
 # --- beat -----------------------------------------------------------------------------------------------------
 
-BEAT_DISPATCHES = Counter("lookout_beat_dispatches", "Messages beat sent (or failed to send) to the broker.",
+BEAT_DISPATCHES = Counter("lookout_beat_dispatches",
+                          "Runs beat sent (broker-confirmed), failed to send (retried), or skipped as too late.",
                           ["task", "outcome"])
 
 

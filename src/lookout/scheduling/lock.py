@@ -12,6 +12,10 @@ Failover timing, by design: the holder notices a dead connection within its TCP 
 dispatching; the server frees the lock of a silent client only after its own keepalives give up (25 s), so
 the old beat has stopped before a standby can start. A killed process closes its socket and frees the lock
 at once.
+
+The same connection carries beat's LISTEN for schedule changes (lookout.scheduling.rows.NOTIFY_CHANNEL): it
+lives exactly as long as the lock, so a beat that holds the lock never misses a notification, and one that
+lost it reads everything afresh when it takes the lock again.
 """
 
 import logging
@@ -27,6 +31,8 @@ logger = logging.getLogger(__name__)
 BEAT_LOCK_KEY = 0x4C4F4F4B4F5554
 APPLICATION_NAME = "lookout-beat-lock"
 POLL_SECONDS = 2.0
+# The holder checks its session at most this often: beat ticks far more often than that under load.
+CHECK_SECONDS = 1.0
 
 # Client side: keepalives notice a silent server; the user timeout bounds unacknowledged sends.
 _CLIENT_KEEPALIVES = {
@@ -46,13 +52,17 @@ class SchedulerLock:
 
     requires_lock = True
 
-    def __init__(self, conninfo: dict[str, Any], *, key: int = BEAT_LOCK_KEY, poll_seconds: float = POLL_SECONDS):
+    def __init__(self, conninfo: dict[str, Any], *, key: int = BEAT_LOCK_KEY, poll_seconds: float = POLL_SECONDS,
+                 listen: str | None = None):
         self._conninfo = {**_CLIENT_KEEPALIVES, "application_name": APPLICATION_NAME, **conninfo}
         self._key = key
+        self._listen = listen
         self.poll_seconds = poll_seconds
         self._connection: psycopg.Connection | None = None
         self._next_attempt = 0.0
+        self._next_check = 0.0
         self._waiting_logged = False
+        self.tried = False  # whether this process has asked for the lock yet (before: neither active nor standby)
 
     @property
     def held(self) -> bool:
@@ -62,13 +72,27 @@ class SchedulerLock:
     def ensure_held(self) -> bool:
         """True when this process holds the lock now; called before every scheduler tick."""
         if self._connection is not None:
+            if time.monotonic() < self._next_check:
+                return True
             if self._connection_alive():
+                self._next_check = time.monotonic() + CHECK_SECONDS
                 return True
             self._lose()
         if time.monotonic() < self._next_attempt:
             return False
         self._next_attempt = time.monotonic() + self.poll_seconds
         return self._try_acquire()
+
+    def notifications(self) -> list[str] | None:
+        """Payloads notified on the LISTEN channel since the last call; None if the lock was lost meanwhile."""
+        if self._connection is None:
+            return None
+        try:
+            return [notify.payload for notify in self._connection.notifies(timeout=0)]
+        except psycopg.Error as exc:
+            logger.error("lost the scheduler lock's database connection (%s): stopped dispatching", exc)
+            self._lose()
+            return None
 
     def release(self) -> None:
         # Closing the session frees a session-level lock; no explicit unlock can be lost on the way.
@@ -96,11 +120,20 @@ class SchedulerLock:
         self._waiting_logged = False
 
     def _try_acquire(self) -> bool:
+        try:
+            return self._attempt()
+        finally:
+            self.tried = True  # after the outcome is logged: health then reports what the log says
+
+    def _attempt(self) -> bool:
         connection = None
         try:
             connection = psycopg.connect(autocommit=True, **self._conninfo)
             connection.execute(_SERVER_KEEPALIVES)
             row = connection.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
+            if row and row[0] and self._listen:
+                # Before the holder reads any schedule: a change committed after that read is notified.
+                connection.execute(f"LISTEN {self._listen}")
         except psycopg.Error as exc:
             if connection is not None:
                 connection.close()
@@ -123,10 +156,22 @@ class NoLock:
 
     requires_lock = False
     held = True
+    tried = True
     poll_seconds = POLL_SECONDS
 
     def ensure_held(self) -> bool:
         return True
+
+    def notifications(self) -> list[str] | None:
+        """Payloads notified on the LISTEN channel since the last call; None if the lock was lost meanwhile."""
+        if self._connection is None:
+            return None
+        try:
+            return [notify.payload for notify in self._connection.notifies(timeout=0)]
+        except psycopg.Error as exc:
+            logger.error("lost the scheduler lock's database connection (%s): stopped dispatching", exc)
+            self._lose()
+            return None
 
     def release(self) -> None:
         pass
@@ -151,10 +196,10 @@ def conninfo_from_settings(database: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in {**params, **options}.items() if value not in (None, "")}
 
 
-def scheduler_lock_for(database: dict[str, Any]) -> SchedulerLock | NoLock:
+def scheduler_lock_for(database: dict[str, Any], *, listen: str | None = None) -> SchedulerLock | NoLock:
     if database["ENGINE"].endswith("sqlite3"):
         return NoLock()
-    return SchedulerLock(conninfo_from_settings(database))
+    return SchedulerLock(conninfo_from_settings(database), listen=listen)
 
 
 _current: SchedulerLock | NoLock | None = None

@@ -1,91 +1,296 @@
-"""Lookout's beat scheduler: django-celery-beat's DatabaseScheduler, reading the same PeriodicTask rows.
+"""Lookout's beat scheduler: reads django-celery-beat's PeriodicTask rows, sends each run on time, at scale.
 
-It adds what probes need on top of the stock scheduler:
-- every crontab probe message expires before its next run is due (interval probes carry their interval as
-  `expire_seconds` on the row);
-- only the beat holding the single-beat lock (lookout.scheduling.lock) dispatches; any other beat waits;
-- metrics, and the due time stamped on every message for the workers' schedule lag
-  (lookout.observability.scheduler_metrics).
+A replacement for django-celery-beat's DatabaseScheduler reading the same tables, built for 100k schedules:
+- its own heap of next runs: a dispatch is a heap pop and push, never a pass over the whole schedule;
+- reads everything once (when it takes the single-beat lock), then only the rows that changed: PostgreSQL
+  notifies changed ids (triggers of migration scheduling/0001, LISTEN on the lock's own connection), SQLite
+  (`lookout dev`) is polled. A change applies in place within CHANGE_POLL_SECONDS;
+- publishes in batches with publisher confirms (lookout.scheduling.publisher); a run counts as sent only once
+  the broker confirmed it. A failed publish is retried within RETRY_WINDOW_SECONDS (never past the run's own
+  period), then skipped: a broker outage does not end in a storm of stale probes;
+- writes last_run_at (= the due time of the last run sent) and total_run_count back every FLUSH_SECONDS in one
+  statement, so a restart resumes where the last one stopped: after a graceful stop nothing is sent twice or
+  skipped, after a SIGKILL at most the runs of the last FLUSH_SECONDS are sent again;
+- next runs follow the due time, not the send time: schedules do not drift by their lag;
+- every message expires when the next run is due, and carries its due time (DUE_AT_HEADER) for the workers'
+  schedule-lag histogram;
+- only the beat holding the single-beat lock (lookout.scheduling.lock) dispatches; any other beat waits.
 """
 
+import heapq
+import itertools
 import logging
-from datetime import UTC, datetime
+import time
 from typing import Any
 
-from celery.schedules import crontab
+from celery.beat import Scheduler
 from django.conf import settings
-from django.db import DatabaseError
-from django_celery_beat.schedulers import DatabaseScheduler, ModelEntry
+from django.db import DatabaseError, connection
+from django_celery_beat.models import PeriodicTasks
 
-from lookout.observability.scheduler_metrics import SchedulerMetrics
+from lookout.observability.metrics import BEAT_DISPATCHES, beat_metrics
+from lookout.scheduling import rows
+from lookout.scheduling.entries import NEVER, Entry
 from lookout.scheduling.lock import NoLock, SchedulerLock, current_lock_set, scheduler_lock_for
+from lookout.scheduling.publisher import Publisher
 
 logger = logging.getLogger(__name__)
 
+CHANGE_POLL_SECONDS = 0.2
+FLUSH_SECONDS = 1.0
+BATCH_SIZE = 500
+# Time spent sending per tick before beat looks at changes, the lock and its bookkeeping again.
+TICK_BUDGET_SECONDS = 0.25
+RETRY_WINDOW_SECONDS = 10.0
+RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
+# More changed ids than this at once (a bulk update): one full read is cheaper than a long id list.
+FULL_READ_ABOVE = 5000
 
-def seconds_until_next_run(schedule: crontab, now: datetime) -> float:
-    return max(1.0, schedule.remaining_estimate(now).total_seconds())
 
-
-class LookoutScheduler(SchedulerMetrics, DatabaseScheduler):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Before super(): DatabaseScheduler.__init__ reads the schedule, and tick() may follow at once.
-        self.lock: SchedulerLock | NoLock = scheduler_lock_for(settings.DATABASES["default"])
+class LookoutScheduler(Scheduler):
+    def __init__(self, app: Any, *args: Any, lazy: bool = False, **kwargs: Any) -> None:
+        self.lock: SchedulerLock | NoLock = scheduler_lock_for(settings.DATABASES["default"],
+                                                               listen=rows.NOTIFY_CHANNEL)
+        if not lazy:  # `celery beat` also builds a lazy instance, only to print its banner
+            current_lock_set(self.lock)
+        self._publisher = Publisher(app)
+        self._entries: dict[int, Entry] = {}
+        self._queue: list[tuple[float, int, Entry]] = []  # (wake time, tie-breaker, entry); stale items skipped
+        self._order = itertools.count()
+        self._marks: dict[int, rows.RunMark] = {}
+        self._retired: list[int] = []
+        self._changed: set[int] = set()
+        self._read_all = False
         self._dispatching = False
-        self._setup_pending = False
-        current_lock_set(self.lock)
-        super().__init__(*args, **kwargs)
+        self._change_marker: Any = None
+        self._next_change_poll = 0.0
+        self._next_flush = 0.0
+        self._counters: dict[tuple[str, str], Any] = {}
+        super().__init__(app, *args, lazy=lazy, **kwargs)
+
+    # --- Celery's scheduler interface ------------------------------------------------------------------------
 
     def setup_schedule(self) -> None:
-        # Started while the database is down: wait for it on standby (its /readyz says so) rather than exit and
-        # crash-loop; the schedule is set up once this beat takes the lock, so once the database is back.
+        # Nothing to read yet: the schedule is read when this beat takes the lock (_start_dispatching).
+        pass
+
+    @property
+    def info(self) -> str:
+        return "    . lookout: incremental reads, batched confirmed publishing, single-beat lock"
+
+    def should_sync(self) -> bool:
+        return False  # tick() writes its bookkeeping every FLUSH_SECONDS itself
+
+    def sync(self) -> None:
+        if self._dispatching:
+            self._flush()
+
+    def close(self) -> None:
         try:
-            super().setup_schedule()
-            self._setup_pending = False
-        except DatabaseError as exc:
-            logger.warning("database unavailable at start (%s): waiting for it", exc)
-            self._setup_pending = True
+            self.sync()
+        finally:
+            self._dispatching = False
+            self._publisher.close()
+            self.lock.release()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        started = time.monotonic()
         if not self.lock.ensure_held():
             if self._dispatching:
                 self._stop_dispatching()
             return min(self.lock.poll_seconds, self.max_interval)
-        if not self._dispatching:
-            self._start_dispatching()
-        return super().tick(*args, **kwargs)
+        try:
+            if not self._dispatching:
+                self._start_dispatching()
+            elif started >= self._next_change_poll:
+                self._changes_apply()
+        except DatabaseError as exc:
+            logger.warning("reading schedules failed (%s): trying again", exc)
+            connection.close()  # Django reconnects on the next query
+            return self.max_interval
+        if not self._dispatching:  # the lock's session died while reading notifications
+            return self.max_interval
+        self._dispatch_due(deadline=started + TICK_BUDGET_SECONDS)
+        if time.monotonic() >= self._next_flush:
+            self._flush()
+        metrics = beat_metrics()
+        metrics.tick_duration.observe(time.monotonic() - started)
+        metrics.last_tick.set(time.time())
+        return self._delay()
+
+    # --- holding and losing the lock ---------------------------------------------------------------------------
 
     def _start_dispatching(self) -> None:
-        # The rows read when this beat started (or last held the lock) are stale: another beat has been
-        # sending since. Read everything afresh and rebuild the heap before the first send.
-        self._initial_read = True
-        self._heap = None
+        # Whatever was read before (another beat may have been sending since) is stale: read everything.
+        self._changed.clear()
+        self._read_all = False
+        if not self.lock.requires_lock:
+            self._change_marker = PeriodicTasks.last_change()  # before the read: a later change is polled
+        self._entries_replace(rows.entries_read())
         self._dispatching = True
-        if self._setup_pending:
-            self.setup_schedule()
+        self._next_change_poll = time.monotonic() + CHANGE_POLL_SECONDS
+        self._next_flush = time.monotonic() + FLUSH_SECONDS
+        logger.info("dispatching %d schedules", len(self._entries))
 
     def _stop_dispatching(self) -> None:
-        # Another beat may hold the lock by now: writing our last_run_at values could overwrite its newer ones.
-        self._dirty.clear()
+        # Runs this beat sent are worth recording even now: the write never moves a newer last_run_at back.
+        self._flush()
         self._dispatching = False
+        self._entries.clear()
+        self._queue.clear()
+        self._marks.clear()
+        self._retired.clear()
 
-    def apply_async(self, entry: ModelEntry, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
-        # tick() sends the entry it had before reserve() moved it on (advance=False): the expiry goes on the
-        # entry actually sent, computed at send time, so even the first send after a reload expires.
-        if advance:
-            entry = self.reserve(entry)
-        if isinstance(entry.schedule, crontab) and entry.model.expire_seconds is None:
-            entry.options = {**entry.options,
-                             "expires": seconds_until_next_run(entry.schedule, datetime.now(UTC))}
-        return super().apply_async(entry, producer=producer, advance=False, **kwargs)
+    # --- changes -----------------------------------------------------------------------------------------------
 
-    def sync(self) -> None:
-        # A standby has sent nothing; only the lock holder persists last_run_at.
-        if self._dispatching or not self.lock.requires_lock:
-            super().sync()
+    def _changes_apply(self) -> None:
+        self._next_change_poll = time.monotonic() + CHANGE_POLL_SECONDS
+        if self.lock.requires_lock:
+            payloads = self.lock.notifications()
+            if payloads is None:
+                self._stop_dispatching()
+                return
+            for payload in payloads:
+                if payload == rows.NOTIFY_ALL:
+                    self._read_all = True
+                else:
+                    self._changed.add(int(payload))
+        else:
+            marker = PeriodicTasks.last_change()
+            if marker != self._change_marker:
+                self._change_marker = marker
+                self._read_all = True  # SQLite serves `lookout dev`: a handful of rows, read them all
+        if self._read_all or len(self._changed) > FULL_READ_ABOVE:
+            self._entries_replace(rows.entries_read())
+        elif self._changed:
+            self._entries_update(self._changed, rows.entries_read(self._changed))
+        # Only once the read succeeded: a failed read keeps the ids for the next attempt.
+        self._changed.clear()
+        self._read_all = False
 
-    def close(self) -> None:
+    def _entries_replace(self, fresh: dict[int, Entry]) -> None:
+        # Everything at once (taking over, or a change of shared definitions): runs missed by more than a
+        # period are skipped on each schedule's own grid, so schedules spread over their interval stay spread.
+        now = time.time()
+        for entry in fresh.values():
+            self._carry_over(entry)
+            entry.catch_up(now=now)
+        self._entries = fresh
+        self._queue = [(entry.wake, next(self._order), entry) for entry in fresh.values() if entry.wake != NEVER]
+        heapq.heapify(self._queue)
+        metrics = beat_metrics()
+        metrics.reloads.inc()
+        metrics.schedules.set(len(fresh))
+
+    def _entries_update(self, ids: set[int], fresh: dict[int, Entry]) -> None:
+        now = time.time()
+        for entry_id in ids:
+            entry = fresh.get(entry_id)
+            if entry is None:  # deleted or disabled
+                self._entries.pop(entry_id, None)
+                continue
+            self._carry_over(entry)
+            entry.overdue_at_once(now=now)
+            self._entries[entry_id] = entry
+            self._push(entry)
+        beat_metrics().schedules.set(len(self._entries))
+
+    def _carry_over(self, entry: Entry) -> None:
+        # The row's last_run_at may lag this beat's latest send by up to FLUSH_SECONDS.
+        previous = self._entries.get(entry.id)
+        if previous is not None and previous.last_due is not None:
+            entry.continue_after(previous.last_due)
+
+    # --- sending -----------------------------------------------------------------------------------------------
+
+    def _dispatch_due(self, *, deadline: float) -> None:
+        while True:
+            now = time.time()
+            batch = self._due_batch(now)
+            if not batch:
+                return
+            outcomes = self._publisher.publish(batch, now=now)
+            now = time.time()
+            for entry, sent in zip(batch, outcomes, strict=True):
+                if sent:
+                    self._sent(entry, now=now)
+                else:
+                    self._failed(entry, now=now)
+            if time.monotonic() >= deadline:
+                return
+
+    def _due_batch(self, now: float) -> list[Entry]:
+        batch: list[Entry] = []
+        queue = self._queue
+        while queue and queue[0][0] <= now and len(batch) < BATCH_SIZE:
+            wake, _, entry = heapq.heappop(queue)
+            if self._entries.get(entry.id) is not entry or entry.wake != wake:
+                continue  # replaced by a change, or queued again since
+            if entry.expires_at is not None and now >= entry.expires_at:
+                self._retire(entry)
+                continue
+            batch.append(entry)
+        return batch
+
+    def _sent(self, entry: Entry, *, now: float) -> None:
+        self._count(entry.task, "sent")
+        mark = self._marks.get(entry.id)
+        self._marks[entry.id] = rows.RunMark(entry.due, mark.runs + 1 if mark else 1)
+        if entry.one_off:
+            self._retire(entry)
+            return
+        entry.advance(now=now)
+        self._push(entry)
+
+    def _failed(self, entry: Entry, *, now: float) -> None:
+        self._count(entry.task, "failed")
+        entry.attempts += 1
+        pause = RETRY_PAUSES[min(entry.attempts, len(RETRY_PAUSES)) - 1]
+        if now + pause - entry.due > min(RETRY_WINDOW_SECONDS, entry.rule.period):
+            # Too late to be worth sending: the next run is the one that counts.
+            self._count(entry.task, "skipped")
+            entry.advance(now=now)
+            self._push(entry)
+            return
+        entry.wake = now + pause
+        heapq.heappush(self._queue, (entry.wake, next(self._order), entry))
+
+    def _push(self, entry: Entry) -> None:
+        entry.wake = entry.due
+        if entry.wake != NEVER:
+            heapq.heappush(self._queue, (entry.wake, next(self._order), entry))
+
+    def _retire(self, entry: Entry) -> None:
+        self._entries.pop(entry.id, None)
+        self._retired.append(entry.id)
+
+    def _count(self, task: str, outcome: str) -> None:
+        counter = self._counters.get((task, outcome))
+        if counter is None:
+            counter = self._counters[(task, outcome)] = BEAT_DISPATCHES.labels(task=task, outcome=outcome)
+        counter.inc()
+
+    # --- bookkeeping -------------------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._next_flush = time.monotonic() + FLUSH_SECONDS
+        marks, self._marks = self._marks, {}
+        retired, self._retired = self._retired, []
         try:
-            super().close()
-        finally:
-            self.lock.release()
+            rows.runs_record(marks)
+            if retired:
+                rows.schedules_disable(retired)
+        except DatabaseError as exc:
+            logger.warning("recording %d sent runs failed (%s): trying again", len(marks), exc)
+            connection.close()
+            for entry_id, mark in marks.items():  # merge with what was sent meanwhile (none, single-threaded)
+                later = self._marks.get(entry_id)
+                self._marks[entry_id] = rows.RunMark(max(mark.due, later.due), mark.runs + later.runs) \
+                    if later else mark
+            self._retired = retired + self._retired
+
+    def _delay(self) -> float:
+        monotonic = time.monotonic()
+        wake = self._queue[0][0] - time.time() if self._queue else self.max_interval
+        return max(0.0, min(wake, self._next_change_poll - monotonic, self._next_flush - monotonic,
+                            self.max_interval))

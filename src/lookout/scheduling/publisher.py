@@ -1,0 +1,261 @@
+"""Beat's publishing: batches of task messages, each batch confirmed by the broker in one wait.
+
+Three costs dominate a naive beat at 1,000+ messages a second, and each is paid once per batch or per
+schedule here instead of once per message:
+- Celery's `confirm_publish` waits for the broker after every message. Here the channel is put in confirm mode
+  once; a batch is published and its confirms (often one `multiple` ack) are collected together. A run counts
+  as sent only once the broker confirmed it; anything else is reported as failed and the scheduler retries it.
+- Celery's send_task routes, reads a dozen settings and builds the protocol-2 headers for every message. Here
+  Celery builds the message once per task and route (a template, through the real send_task with a capturing
+  producer, so the message is Celery's own); each send copies it with the schedule's arguments and headers
+  and a new task id, expiry and due time.
+- py-amqp writes each message to the socket on its own: on AMQP the frames of a batch go out in one write.
+Transports without confirms (the embedded broker of `lookout dev`) count a publish that returned as sent.
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery
+from celery.utils.saferepr import saferepr
+
+from lookout.observability.metrics import DUE_AT_HEADER
+from lookout.scheduling.entries import NEVER, Entry
+
+logger = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT = 5.0
+# After a failed connection: 0.5 s, 1 s, 2 s, ... up to 5 s between attempts, so a broker outage costs beat
+# one connection attempt per pause rather than one per due run.
+RECONNECT_PAUSES = (0.5, 1.0, 2.0, 5.0)
+_PLACEHOLDER_ID = "lookout-template-task-id"
+_PLACEHOLDER_EXPIRES = datetime(2100, 1, 1, tzinfo=UTC)
+_ARGSREPR_MAXSIZE = 1024  # Celery's default (Task.argsrepr_maxsize)
+
+
+class Template:
+    """Celery's message for one task and route, as send_task builds it; `message()` makes one run's message.
+
+    Shared by every schedule with the same task and route (100k monitors share one): building it costs a
+    full send_task, filling it in costs a few dict copies.
+    """
+
+    def __init__(self, body: Any, publish_kwargs: dict[str, Any]) -> None:
+        self.embed = body[2]  # protocol 2: (args, kwargs, embed)
+        self.kwargs = publish_kwargs
+        headers = publish_kwargs["headers"]
+        self._id_keys = [key for key, value in headers.items() if value == _PLACEHOLDER_ID]
+        self._id_properties = [key for key, value in publish_kwargs.items() if value == _PLACEHOLDER_ID]
+
+    def prepare(self, entry: Entry) -> "Prepared":
+        headers = {**entry.options.get("headers", {}),
+                   "argsrepr": saferepr(entry.args, _ARGSREPR_MAXSIZE),
+                   "kwargsrepr": saferepr(entry.kwargs, _ARGSREPR_MAXSIZE)}
+        return Prepared(self, (entry.args, entry.kwargs, self.embed), headers)
+
+    def message(self, prepared: "Prepared", *, due: float, expires: float, now: float) -> dict[str, Any]:
+        task_id = str(uuid.uuid4())
+        headers = {**self.kwargs["headers"], **prepared.headers, DUE_AT_HEADER: due,
+                   "expires": datetime.fromtimestamp(expires, UTC).isoformat() if expires != NEVER else None}
+        for key in self._id_keys:
+            headers[key] = task_id
+        kwargs = {**self.kwargs, "headers": headers}
+        for key in self._id_properties:
+            kwargs[key] = task_id
+        if "expiration" in kwargs:  # the broker-side TTL Celery derives from `expires`, in seconds from now
+            if expires == NEVER:
+                del kwargs["expiration"]
+            else:
+                kwargs["expiration"] = max(0.0, expires - now)
+        return kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One schedule's part of its messages: body and headers, computed once per schedule."""
+
+    template: Template
+    body: tuple
+    headers: dict[str, Any]
+
+
+class _Capture:
+    """A producer that keeps what Celery would publish instead of publishing it."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection  # send_task wraps the publish in connection._reraise_as_library_errors()
+        self.captured: tuple[Any, dict[str, Any]] | None = None
+
+    def publish(self, body: Any, **kwargs: Any) -> None:
+        self.captured = (body, kwargs)
+
+
+class Publisher:
+    def __init__(self, app: Celery, *, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
+        self.app = app
+        self.confirm_timeout = confirm_timeout
+        self._connection: Any = None
+        self._producer: Any = None
+        self._templates: dict[tuple, Template] = {}
+        self._confirms = False
+        self._next_tag = 1
+        self._outcomes: dict[int, bool | None] = {}  # delivery tag -> confirmed (True), refused (False), waiting
+        self._waiting = 0
+        self._failures = 0
+        self._retry_at = 0.0
+
+    @property
+    def available(self) -> bool:
+        """False while pausing after a failed connection: callers fail the batch at once instead of waiting."""
+        return self._connection is not None or time.monotonic() >= self._retry_at
+
+    def publish(self, entries: Sequence[Entry], *, now: float) -> list[bool]:
+        """Send the current run of each entry; for each, whether the broker took it (confirmed, if it can)."""
+        if not entries:
+            return []
+        if not self.available:
+            return [False] * len(entries)
+        try:
+            producer = self._ensure_producer()
+            messages = []
+            for entry in entries:
+                prepared = entry.prepared or self._prepare(entry)
+                messages.append((prepared.body, prepared.template.message(
+                    prepared, due=entry.due, expires=entry.expires(now=now), now=now)))
+            # Declaring waits for the broker's answer: before the writes are held back for one socket write.
+            for _, kwargs in messages:
+                for entity in kwargs.pop("declare", None) or ():
+                    producer.maybe_declare(entity)
+            tags = []
+            with self._one_write():
+                for body, kwargs in messages:
+                    producer.publish(body, **kwargs)
+                    tags.append(self._next_tag)
+                    if self._confirms:
+                        self._outcomes[self._next_tag] = None
+                        self._waiting += 1
+                    self._next_tag += 1
+            if not self._confirms:
+                return [True] * len(entries)
+            self._confirms_wait(len(tags))
+            return [self._outcomes.pop(tag, None) is True for tag in tags]
+        except Exception as exc:
+            # Whatever is unconfirmed on a broken channel is unknown: report it failed, start a new channel.
+            self._failed(exc)
+            return [False] * len(entries)
+
+    def close(self) -> None:
+        self._drop()
+
+    def _prepare(self, entry: Entry) -> Prepared:
+        route = (entry.task, *(entry.options.get(key) for key in ("queue", "exchange", "routing_key", "priority")))
+        template = self._templates.get(route)
+        if template is None:
+            capture = _Capture(self._connection)
+            options = {key: value for key, value in entry.options.items() if key != "headers"}
+            self.app.send_task(entry.task, [], {}, producer=capture, retry=False, task_id=_PLACEHOLDER_ID,
+                               expires=_PLACEHOLDER_EXPIRES, **options)
+            assert capture.captured is not None
+            body, kwargs = capture.captured
+            template = self._templates[route] = Template(body, {**kwargs, "retry": False})
+        entry.prepared = template.prepare(entry)
+        return entry.prepared
+
+    def _ensure_producer(self) -> Any:
+        if self._producer is not None:
+            return self._producer
+        # Celery's own per-message confirm is off on this connection: this class confirms batches.
+        connection = self.app.connection_for_write(transport_options={"confirm_publish": False})
+        connection.ensure_connection(max_retries=1)
+        producer = self.app.amqp.Producer(connection, auto_declare=False)
+        channel = producer.channel
+        self._confirms = connection.transport.driver_type == "amqp"
+        if self._confirms:
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._acked)
+            channel.events["basic_nack"].add(self._nacked)
+        self._connection, self._producer = connection, producer
+        self._next_tag = 1
+        self._outcomes.clear()
+        self._waiting = 0
+        if self._failures:
+            logger.info("publishing to the broker again")
+        self._failures = 0
+        return producer
+
+    def _one_write(self) -> "_Buffered":
+        transport = getattr(getattr(self._connection, "connection", None), "transport", None)
+        return _Buffered(transport if self._confirms else None)
+
+    def _confirms_wait(self, count: int) -> None:
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the broker confirmed {count - self._waiting} of {count} messages "
+                                   f"within {self.confirm_timeout}s")
+            try:
+                self._connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                continue
+
+    def _acked(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, True)
+
+    def _nacked(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, False)
+
+    def _settle(self, delivery_tag: int, multiple: bool, outcome: bool) -> None:
+        tags = [tag for tag, value in self._outcomes.items() if tag <= delivery_tag and value is None] \
+            if multiple else [delivery_tag]
+        for tag in tags:
+            if self._outcomes.get(tag, False) is None:
+                self._outcomes[tag] = outcome
+                self._waiting -= 1
+
+    def _failed(self, exc: Exception) -> None:
+        pause = RECONNECT_PAUSES[min(self._failures, len(RECONNECT_PAUSES) - 1)]
+        self._failures += 1
+        self._retry_at = time.monotonic() + pause
+        log = logger.warning if self._failures == 1 else logger.debug
+        log("publishing failed (%s: %s): next attempt in %.1fs", type(exc).__name__, exc, pause)
+        self._drop()
+
+    def _drop(self) -> None:
+        connection, self._connection, self._producer = self._connection, None, None
+        self._outcomes.clear()
+        self._waiting = 0
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # a connection that broke may fail to close: it is gone either way
+                logger.debug("closing the broken publishing connection failed", exc_info=True)
+
+
+class _Buffered:
+    """Collects the frames py-amqp writes during a batch and sends them in one socket write."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport if transport is not None and hasattr(transport, "_write") else None
+        self._frames: list[bytes] = []
+        self._write: Any = None
+
+    def __enter__(self) -> "_Buffered":
+        if self._transport is not None:
+            self._write = self._transport._write
+            # py-amqp hands over a view of a buffer it reuses for the next frame: keep a copy.
+            self._transport._write = lambda frame: self._frames.append(bytes(frame))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._transport is None:
+            return
+        self._transport._write = self._write
+        if self._frames:
+            data, self._frames = b"".join(self._frames), []
+            self._write(data)
