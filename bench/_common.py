@@ -93,6 +93,21 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
+def broker_pid() -> int | None:
+    """The RabbitMQ server's process (beam.smp started with `-s rabbit`), to measure its CPU; None if not found."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                args = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"beam.smp") and b"-s" in args and b"rabbit" in args:
+            return int(entry)
+    return None
+
+
 def proc_peak_rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:

@@ -16,7 +16,8 @@ Measured over the window [first due, first due + --seconds]:
 - schedule lag p50/p99/max = arrival - due. Due time: the `lookout_due_at` header if present, otherwise
   reconstructed as the schedulers compute it (first run: the seeded due time; later runs: the previous
   arrival + interval). Runs still unsent at the end of the window count in "max incl. unsent";
-- beat CPU seconds in the window (and per dispatch), peak RSS (VmHWM) of the beat process;
+- beat CPU seconds in the window (and per dispatch), peak RSS (VmHWM) of the beat process; RabbitMQ's CPU per
+  dispatch (the beam.smp process; it also delivers every message to this script's consumer);
 - database work per dispatch: pg_stat_database deltas for the run's database (xact_commit and tup_returned,
   all connections, this process's few included): a proxy, as pg_stat_statements is not installed;
 - change propagation: in the middle of the window one monitor sent 2+ s earlier gets interval 1 s via the
@@ -147,6 +148,8 @@ def run_scheduler(label: str, scheduler: str, *, env: dict, workdir: str, dbname
         if beat.poll() is not None:
             raise SystemExit(f"beat ({label}) exited:\n{open(log.name).read()[-3000:]}")
         cpu_start, counters_start = common.proc_cpu_seconds(beat.pid), db_counters(dbname)
+        broker = common.broker_pid()
+        broker_start = common.proc_cpu_seconds(broker) if broker else None
         result["startup_cpu"] = cpu_start
         window_end = first_due + seconds
         # The change: halfway through, a monitor sent ~2 s ago (its next run is ~interval away) gets 1 s.
@@ -162,6 +165,7 @@ def run_scheduler(label: str, scheduler: str, *, env: dict, workdir: str, dbname
         committed = time.time()
         time.sleep(max(0.0, window_end - time.time()))
         cpu_end, counters_end = common.proc_cpu_seconds(beat.pid), db_counters(dbname)
+        result["broker_cpu"] = common.proc_cpu_seconds(broker) - broker_start if broker else None
         result["peak_rss_mib"] = common.proc_peak_rss_mib(beat.pid)
         # Give the change up to 20 s more if it has not shown yet (the stock scheduler may be far behind).
         def changed_arrival() -> float | None:
@@ -265,16 +269,17 @@ def main() -> int:
 
     due_rate = args.monitors / args.interval
     print(f"{'scheduler':<9} {'sent':>6} {'sent/s':>7} {'due/s':>6} {'lag p50':>8} {'p99':>7} {'max':>7} "
-          f"{'unsent':>6} {'max incl. unsent':>16} {'CPU s':>6} {'CPU ms/sent':>11} {'RSS MiB':>7} "
-          f"{'xact/sent':>9} {'tup/sent':>8} {'change s':>8}  lag from")
+          f"{'unsent':>6} {'max incl. unsent':>16} {'CPU s':>6} {'CPU ms/sent':>11} {'broker ms/sent':>14} "
+          f"{'RSS MiB':>7} {'xact/sent':>9} {'tup/sent':>8} {'change s':>8}  lag from")
     for r in results:
         lags, unsent, sent = r["lags"], r["unsent"], max(r["sent"], 1)
         worst = max([*lags, *unsent]) if lags or unsent else float("nan")
         change = f"{r['change_s']:.2f}" if r["change_s"] is not None else ">20"
+        broker_ms = f"{1000 * r['broker_cpu'] / sent:.3f}" if r["broker_cpu"] is not None else "n/a"
         print(f"{r['label']:<9} {r['sent']:>6} {r['rate']:>7.1f} {due_rate:>6.1f} "
               f"{common.percentile(lags, 0.5):>8.3f} {common.percentile(lags, 0.99):>7.3f} "
               f"{max(lags) if lags else float('nan'):>7.3f} {len(unsent):>6} {worst:>16.3f} {r['cpu']:>6.2f} "
-              f"{1000 * r['cpu'] / sent:>11.3f} {r['peak_rss_mib']:>7.1f} {r['xacts'] / sent:>9.2f} "
+              f"{1000 * r['cpu'] / sent:>11.3f} {broker_ms:>14} {r['peak_rss_mib']:>7.1f} {r['xacts'] / sent:>9.2f} "
               f"{r['tuples'] / sent:>8.1f} {change:>8}  {r['lag_source']}{r['change_note']}")
     by_label = {r["label"]: r for r in results}
     if "stock" in by_label and "lookout" in by_label:

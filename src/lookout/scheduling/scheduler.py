@@ -124,13 +124,14 @@ class LookoutScheduler(Scheduler):
         # Whatever was read before (another beat may have been sending since) is stale: read everything.
         self._changed.clear()
         self._read_all = False
+        started = time.monotonic()
         if not self.lock.requires_lock:
             self._change_marker = PeriodicTasks.last_change()  # before the read: a later change is polled
         self._entries_replace(rows.entries_read())
         self._dispatching = True
         self._next_change_poll = time.monotonic() + CHANGE_POLL_SECONDS
         self._next_flush = time.monotonic() + FLUSH_SECONDS
-        logger.info("dispatching %d schedules", len(self._entries))
+        logger.info("dispatching %d schedules (read in %.1fs)", len(self._entries), time.monotonic() - started)
 
     def _stop_dispatching(self) -> None:
         # Runs this beat sent are worth recording even now: the write never moves a newer last_run_at back.
