@@ -140,10 +140,14 @@ class Publisher:
                         self._outcomes[self._next_tag] = None
                         self._waiting += 1
                     self._next_tag += 1
-            if not self._confirms:
-                return [True] * len(entries)
-            self._confirms_wait(len(tags))
-            return [self._outcomes.pop(tag, None) is True for tag in tags]
+            if self._confirms:
+                self._confirms_wait(len(tags))
+            outcomes = [self._outcomes.pop(tag, None) is True for tag in tags] if self._confirms \
+                else [True] * len(tags)
+            if self._failures:
+                logger.info("publishing to the broker again after %d failed attempts", self._failures)
+                self._failures = 0
+            return outcomes
         except Exception as exc:
             # Whatever is unconfirmed on a broken channel is unknown: report it failed, start a new channel.
             self._failed(exc)
@@ -170,7 +174,9 @@ class Publisher:
         if self._producer is not None:
             return self._producer
         # Celery's own per-message confirm is off on this connection: this class confirms batches.
-        connection = self.app.connection_for_write(transport_options={"confirm_publish": False})
+        options = self.app.conf.broker_transport_options or {}
+        connection = self.app.connection_for_write(
+            transport_options={**options, "confirm_publish": False} if "confirm_publish" in options else None)
         connection.ensure_connection(max_retries=1)
         producer = self.app.amqp.Producer(connection, auto_declare=False)
         channel = producer.channel
@@ -183,9 +189,6 @@ class Publisher:
         self._next_tag = 1
         self._outcomes.clear()
         self._waiting = 0
-        if self._failures:
-            logger.info("publishing to the broker again")
-        self._failures = 0
         return producer
 
     def _one_write(self) -> "_Buffered":
