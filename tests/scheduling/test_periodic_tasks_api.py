@@ -97,7 +97,6 @@ def test_a_change_reaches_beat_and_keeps_beats_bookkeeping(staff_api, seeded):
 @pytest.mark.parametrize(("body", "field"), [
     ({"name": "x", "task": "lookout.no.such.task", "interval": {"every": 1, "period": "hours"}}, "task"),
     ({"name": "x", "task": "lookout.probes.tasks.probe_monitor", "interval": {"every": 1, "period": "hours"}}, "task"),
-    ({"name": "x", "task": "celery.backend_cleanup", "interval": {"every": 1, "period": "hours"}}, "task"),
     ({"name": "x", "task": PRUNE}, "interval"),
     ({"name": "x", "task": PRUNE, "interval": {"every": 1, "period": "hours"}, "crontab": "0 4 * * *"}, "interval"),
     ({"name": "x", "task": PRUNE, "interval": {"every": 0, "period": "hours"}}, "interval"),
