@@ -75,6 +75,7 @@ def test_kombu_reconnect_back_off_is_left_alone_without_gevent(monkeypatch):
 
 class FakeLock:
     requires_lock = True
+    tried = True
 
     def __init__(self, held: bool) -> None:
         self.held = held

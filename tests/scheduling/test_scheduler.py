@@ -292,9 +292,9 @@ def test_a_graceful_restart_neither_resends_nor_skips_a_run(beat, queue):
 
 
 def broker_through(proxy: TcpProxy, monkeypatch) -> None:
-    """Beat reaches the broker through the proxy (Celery reads CELERY_BROKER_URL from the environment first)."""
+    """Beat reaches the broker through the proxy (Celery reads the environment before its settings)."""
     vhost = celery_app.conf.broker_url.rsplit("/", 1)[1]
-    monkeypatch.setenv("CELERY_BROKER_URL", f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}")
+    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}")
     assert str(proxy.port) in celery_app.connection_for_write().as_uri()
 
 
