@@ -37,7 +37,7 @@ def test_results_older_than_the_retention_are_pruned_and_the_statistics_of_old_w
     rollup_run(now=NOW, max_hours=10000)
     before = monitor_stats(monitor=shop, window="90d", now=NOW)
 
-    assert results_prune(now=NOW) == 4
+    assert results_prune(now=NOW).rows_deleted == 4
 
     assert ProbeResult.objects.count() == 3
     after = monitor_stats(monitor=shop, window="90d", now=NOW)
@@ -49,10 +49,10 @@ def test_results_older_than_the_retention_are_pruned_and_the_statistics_of_old_w
 
 def test_results_of_hours_not_rolled_up_yet_are_never_pruned(shop):
     results_at(shop, days_ago(60), days_ago(50))
-    assert results_prune(now=NOW) == 0  # nothing is rolled up at all
+    assert results_prune(now=NOW).rows_deleted == 0  # nothing is rolled up at all
 
     rollup_run(now=days_ago(55), max_hours=10000)  # rolled up to 55 days ago only
-    assert results_prune(now=NOW) == 1
+    assert results_prune(now=NOW).rows_deleted == 1
     assert list(ProbeResult.objects.values_list("checked_at", flat=True)) == [days_ago(50)]
     assert rolled_until() <= days_ago(55)
 
@@ -61,9 +61,9 @@ def test_pruning_deletes_in_bounded_batches_and_resumes_at_the_next_run(shop):
     results_at(shop, *(days_ago(40) + timedelta(minutes=m) for m in range(7)))
     rollup_run(now=NOW, max_hours=10000)
 
-    assert results_prune(now=NOW, batch=2, max_batches=2) == 4
-    assert results_prune(now=NOW, batch=2, max_batches=2) == 3
-    assert results_prune(now=NOW, batch=2, max_batches=2) == 0
+    assert results_prune(now=NOW, batch=2, max_batches=2).rows_deleted == 4
+    assert results_prune(now=NOW, batch=2, max_batches=2).rows_deleted == 3
+    assert results_prune(now=NOW, batch=2, max_batches=2).rows_deleted == 0
 
 
 def test_rollups_incidents_and_alert_history_older_than_their_retention_are_pruned(shop, alice, settings):
@@ -87,3 +87,40 @@ def test_rollups_incidents_and_alert_history_older_than_their_retention_are_prun
     assert list(Incident.objects.all()) == [recent]
     assert not Notification.objects.exists() and not DegradedEpisode.objects.exists()
     assert monitor_stats(monitor=shop, window="90d", now=NOW)["incidents"] == 1
+
+
+def test_on_postgresql_expired_days_are_dropped_as_partitions_and_only_the_straddling_day_row_by_row(shop):
+    from django.db import connection
+
+    from lookout.monitors.partitions import partition_create, partition_days, partition_name
+
+    cutoff = NOW - timedelta(days=30)  # 2026-05-02 12:30
+    days = [cutoff.date() - timedelta(days=n) for n in range(-1, 4)]  # 05-03 (kept) back to 04-29
+    for day in days:
+        partition_create(day)
+    results_at(shop, *(datetime(d.year, d.month, d.day, 6, tzinfo=UTC) for d in days))  # 06:00 of each day
+    results_at(shop, cutoff + timedelta(hours=1))  # the straddling day, after the cutoff: kept
+    results_at(shop, days_ago(1))
+    rollup_run(now=NOW, max_hours=10000)
+    connection.check_constraints()  # the test's one transaction: a table with pending FK checks cannot go
+
+    pruned = results_prune(now=NOW)
+
+    assert pruned.partitions_dropped == [partition_name(day) for day in sorted(days[2:])]  # 04-29 to 05-01
+    assert pruned.rows_deleted == 1  # 05-02 06:00, in the partition straddling the cutoff
+    assert sorted(ProbeResult.objects.values_list("checked_at", flat=True)) == [
+        cutoff + timedelta(hours=1), datetime(2026, 5, 3, 6, tzinfo=UTC), days_ago(1)]
+    assert {cutoff.date(), days[0]} <= set(partition_days()) and not set(days[2:]) & set(partition_days())
+    assert pruned.partitions_created == [partition_name(NOW.date() + timedelta(days=n)) for n in range(8)]
+
+
+def test_partitions_of_hours_not_rolled_up_yet_are_kept(shop):
+    from lookout.monitors.partitions import partition_create, partition_days
+
+    old = (NOW - timedelta(days=50)).date()
+    partition_create(old)
+    results_at(shop, days_ago(50))
+
+    assert results_prune(now=NOW).partitions_dropped == []  # nothing rolled up: not even whole old days go
+
+    assert old in partition_days() and ProbeResult.objects.count() == 1

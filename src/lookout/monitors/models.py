@@ -135,7 +135,16 @@ class Monitor(models.Model):
 
 
 class ProbeResult(models.Model):
-    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="results")
+    """One probe's outcome. On PostgreSQL the table is partitioned by day on checked_at (lookout.monitors.partitions).
+
+    The database's primary key there is (id, checked_at): a partitioned table's keys must include the partition
+    key. Django still addresses rows by `id` alone (unique: every id comes from one sequence), because the
+    admin, DRF and `result.pk` callers expect a scalar key. So: no unique constraint without checked_at, and
+    no ForeignKey to this model (PostgreSQL cannot reference a key that is not unique on its own).
+    """
+
+    # No index of its own: (monitor, -checked_at) below serves every lookup by monitor.
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="results", db_index=False)
     checked_at = models.DateTimeField(help_text="When the probe started.")
     success = models.BooleanField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)

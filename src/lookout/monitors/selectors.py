@@ -1,5 +1,6 @@
 """Read queries for monitors, results and issued tasks, always scoped to their owner."""
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -10,6 +11,11 @@ from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, ProbeResu
 
 def monitor_list(*, owner: AbstractBaseUser) -> QuerySet[Monitor]:
     return Monitor.objects.filter(owner=owner).prefetch_related("channels").order_by("id")
+
+
+def monitor_get(*, owner: AbstractBaseUser, monitor_id: int) -> Monitor | None:
+    """One of the owner's monitors, without what only its representation needs (its channels)."""
+    return Monitor.objects.filter(owner=owner, pk=monitor_id).first()
 
 
 def result_list(*, owner: AbstractBaseUser, monitor_id: int | None = None, success: bool | None = None,
@@ -28,8 +34,9 @@ def issued_task_get(*, owner: AbstractBaseUser, task_id: str) -> IssuedTask | No
     return IssuedTask.objects.filter(owner=owner, task_id=task_id).first()
 
 
-def monitor_for_probe(*, monitor_id: int) -> Monitor | None:
-    return Monitor.objects.filter(pk=monitor_id).first()
+def monitors_for_probe(*, monitor_ids: list[int], fields: Iterable[str]) -> dict[int, Monitor]:
+    """The monitors to probe, by id, with the fields a probe reads (a worker reads many in one query)."""
+    return Monitor.objects.only(*fields).in_bulk(monitor_ids)
 
 
 def event_list(*, owner: AbstractBaseUser, monitor_id: int | None = None) -> QuerySet[MonitorEvent]:

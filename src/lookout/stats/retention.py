@@ -1,5 +1,7 @@
-"""Pruning old rows in bounded batches: short statements that never lock a monitor, so probing goes on."""
+"""Pruning old rows: whole partitions of results where there are some, else bounded batches of short statements
+that never lock a monitor, so probing goes on."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -7,6 +9,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from lookout.alerting.models import DegradedEpisode, Incident, Notification
+from lookout.monitors import partitions
 from lookout.monitors.models import ProbeResult
 from lookout.stats.models import ResultRollup
 from lookout.stats.rollups import rolled_until
@@ -19,19 +22,36 @@ def batched_delete(rows: QuerySet[Model], *, order_by: str, batch: int, max_batc
         ids = list(rows.order_by(order_by).values_list("pk", flat=True)[:batch])
         if not ids:
             break
-        deleted += rows.model.objects.filter(pk__in=ids).delete()[0]
+        # Still filtered by `rows`: on the results table, its time range confines the delete to one partition.
+        deleted += rows.filter(pk__in=ids).delete()[0]
     return deleted
 
 
-def results_prune(*, now: datetime | None = None, batch: int | None = None, max_batches: int = 20) -> int:
-    """Raw results older than LOOKOUT_RESULTS_RETENTION_DAYS; never any of an hour not rolled up yet."""
+@dataclass(frozen=True)
+class ResultsPruned:
+    partitions_created: list[str]
+    partitions_dropped: list[str]
+    rows_deleted: int  # one by one: of the partition straddling the cutoff, the default partition, or SQLite
+
+
+def results_prune(*, now: datetime | None = None, batch: int | None = None, max_batches: int = 20) -> ResultsPruned:
+    """Raw results older than LOOKOUT_RESULTS_RETENTION_DAYS; never any of an hour not rolled up yet.
+
+    On PostgreSQL this also creates the coming days' partitions, then drops the partitions wholly before the
+    cutoff; only the rows before it in the partition straddling it (and in the default partition) are deleted
+    one by one, at most max_batches batches per run.
+    """
     now = now or timezone.now()
+    created = partitions.partitions_ensure(now=now)
     until = rolled_until()
     if until is None:
-        return 0  # nothing is rolled up: pruning would lose data the statistics still need
+        # Nothing is rolled up: pruning would lose data the statistics still need.
+        return ResultsPruned(partitions_created=created, partitions_dropped=[], rows_deleted=0)
     cutoff = min(now - timedelta(days=settings.LOOKOUT_RESULTS_RETENTION_DAYS), until)
-    return batched_delete(ProbeResult.objects.filter(checked_at__lt=cutoff), order_by="checked_at",
-                          batch=batch or settings.LOOKOUT_PRUNE_BATCH_SIZE, max_batches=max_batches)
+    dropped = partitions.partitions_drop(before=cutoff)
+    deleted = batched_delete(ProbeResult.objects.filter(checked_at__lt=cutoff), order_by="checked_at",
+                             batch=batch or settings.LOOKOUT_PRUNE_BATCH_SIZE, max_batches=max_batches)
+    return ResultsPruned(partitions_created=created, partitions_dropped=dropped, rows_deleted=deleted)
 
 
 def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_batches: int = 20) -> int:

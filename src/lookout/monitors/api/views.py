@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from lookout.config.celery_app import app as celery_app
 from lookout.monitors import selectors, services
+from lookout.monitors.api.pagination import KeysetPagination
 from lookout.monitors.api.serializers import (
     CheckQueuedSerializer,
     EventFilterSerializer,
@@ -85,9 +86,10 @@ class MonitorViewSet(viewsets.ModelViewSet):
     OpenApiParameter("since", str, description="ISO 8601 time: only results checked at or after it."),
 ])
 class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Probe results, newest first."""
+    """Probe results, newest first; follow `next` for older ones (a cursor: millions of rows are not counted)."""
 
     serializer_class = ProbeResultSerializer
+    pagination_class = KeysetPagination
 
     def get_queryset(self) -> QuerySet[ProbeResult]:
         if getattr(self, "swagger_fake_view", False):

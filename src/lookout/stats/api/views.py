@@ -15,7 +15,7 @@ class MonitorStatsView(APIView):
     @extend_schema(parameters=[OpenApiParameter("window", str, enum=list(WINDOWS), default="24h")],
                    responses=MonitorStatsSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        monitor = monitor_selectors.monitor_list(owner=request.user).filter(pk=pk).first()
+        monitor = monitor_selectors.monitor_get(owner=request.user, monitor_id=pk)
         if monitor is None:
             raise NotFound("No such monitor.")
         query = StatsQuerySerializer(data=request.query_params.dict())
