@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
@@ -181,6 +182,8 @@ def run_scheduler(label: str, scheduler: str, *, env: dict, workdir: str, dbname
         common.stop(beat)
         recorder.stop()
         log.close()
+    read = re.search(r"dispatching \d+ schedules \(read in ([\d.]+)s\)", open(log.name).read())
+    result["read_s"] = float(read.group(1)) if read else None
 
     records = [r for r in recorder.records if r[2] in initial_due]
     result["cpu"] = cpu_end - cpu_start
@@ -288,6 +291,9 @@ def main() -> int:
               f"lag p99 {common.percentile(lookout['lags'], 0.99):.3f} s vs "
               f"{common.percentile(stock['lags'], 0.99):.3f} s; CPU per dispatch "
               f"{(lookout['cpu'] / max(lookout['sent'], 1)) / max(stock['cpu'] / max(stock['sent'], 1), 1e-9):.2f}x")
+    for r in results:
+        if r.get("read_s") is not None:
+            print(f"{r['label']}: read all schedules in {r['read_s']:.1f} s when it took the lock")
     print("(lag in seconds; unsent: runs due in the window not sent by its end; xact/tup: pg_stat_database deltas "
           "of the run's database per message sent, a proxy for queries; change: monitor_update commit to the "
           "changed monitor's next message)")
