@@ -140,9 +140,10 @@ def run_scheduler(label: str, scheduler: str, *, env: dict, workdir: str, dbname
     initial_due = schedule_reset(ids, interval=interval, first_due=first_due)
     log = open(os.path.join(workdir, f"beat-{label}.log"), "w")  # noqa: SIM115
     started = time.time()
+    # INFO for Lookout's (one line when it took the lock); the stock scheduler logs every send at INFO.
+    level = "INFO" if label == "lookout" else "WARNING"
     beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", common.CELERY_APP, "beat", "-S", scheduler,
-                             "-l", "WARNING", "--pidfile="], env=env, cwd=workdir, stdout=log,
-                            stderr=subprocess.STDOUT)
+                             "-l", level, "--pidfile="], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     result: dict = {"label": label}
     try:
         time.sleep(max(0.0, first_due - time.time()))
