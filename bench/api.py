@@ -16,7 +16,7 @@ generate_series), then ANALYZE:
 `lookout api --workers 2` serves it; for each endpoint wrk runs --seconds on one thread (a Lua script sets
 `Authorization: Token ...`), once with one connection (latency of a request alone) and once with
 --connections keep-alive connections (under load: requests queue for the 2 workers), and its latency
-distribution gives p50/p99. The throttle runs as in production (its cache row is read and written on every
+distribution gives p50/p99. The throttle runs as in production (one upsert of its counter row on every
 request) but with a one-second window (LOOKOUT_USER_RATE), so it never refuses the benchmark's own load.
 `--explain` prints EXPLAIN (ANALYZE, BUFFERS) of each endpoint's main query before the run.
 """

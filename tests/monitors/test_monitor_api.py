@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 
 from lookout.config.celery_app import app as celery_app
 from lookout.monitors.models import IssuedTask, Monitor, MonitorStatus, ProbeResult
@@ -620,7 +619,7 @@ def test_lists_show_only_the_callers_own_monitors_and_results(alice_api, bob_api
     assert filtered.json()["results"] == []
 
 
-# --- token endpoint and throttling --------------------------------------------------------------------------
+# --- token endpoint (throttling: test_api_throttling.py) --------------------------------------------------------
 
 
 def test_the_token_endpoint_exchanges_a_password_for_a_working_token(alice):
@@ -640,28 +639,3 @@ def test_a_wrong_password_gets_no_token(alice):
 
     assert response.status_code == 400
     assert "token" not in response.json()
-
-
-def test_password_guessing_is_throttled(alice, monkeypatch):
-    # The throttle classes captured the rates at import; the test env raises the login rate, so lower it here.
-    rates = {**ScopedRateThrottle.THROTTLE_RATES, "login": "3/minute"}
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", rates)
-    client = APIClient()
-
-    statuses = [client.post("/api/v1/auth/token/", {"username": "alice", "password": f"guess-{i}"},
-                            format="json").status_code for i in range(4)]
-
-    assert statuses == [400, 400, 400, 429]
-    # Even the right password waits: that is what makes guessing slow.
-    right = client.post("/api/v1/auth/token/", {"username": "alice", "password": "alice-password-1"}, format="json")
-    assert right.status_code == 429
-
-
-def test_each_user_has_a_request_rate_limit(alice_api, bob_api, monkeypatch):
-    rates = {**UserRateThrottle.THROTTLE_RATES, "user": "3/minute"}
-    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", rates)
-
-    statuses = [alice_api.get(MONITORS).status_code for _ in range(4)]
-
-    assert statuses == [200, 200, 200, 429]
-    assert bob_api.get(MONITORS).status_code == 200  # another user's budget is their own

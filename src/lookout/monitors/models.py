@@ -199,3 +199,18 @@ class MonitorEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for monitor {self.monitor_id}"
+
+
+class RateCounter(models.Model):
+    """Requests counted under one throttle key (`user:42`, `login:203.0.113.7`, `push:<token>`) in a fixed window.
+
+    In the database so every API process and replica counts into the same row; one upsert per request
+    (lookout.monitors.rate_limits). Unlogged on PostgreSQL: a crash may reset counters, never lose real data.
+    """
+
+    key = models.CharField(max_length=255, primary_key=True)
+    window_end = models.BigIntegerField(help_text="Unix time the current window ends at.")
+    hits = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits} until {self.window_end}"

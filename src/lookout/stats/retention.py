@@ -11,6 +11,7 @@ from django.utils import timezone
 from lookout.alerting.models import DegradedEpisode, Incident, Notification
 from lookout.monitors import partitions
 from lookout.monitors.models import ProbeResult
+from lookout.monitors.rate_limits import rate_counters_prune
 from lookout.stats.models import ResultRollup
 from lookout.stats.rollups import rolled_until
 
@@ -55,7 +56,8 @@ def results_prune(*, now: datetime | None = None, batch: int | None = None, max_
 
 
 def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_batches: int = 20) -> int:
-    """Rollups, closed incidents and alert history older than LOOKOUT_ROLLUP_RETENTION_DAYS."""
+    """Rollups, closed incidents and alert history older than LOOKOUT_ROLLUP_RETENTION_DAYS; API rate counters
+    whose window ended (one per client address that ever tried to log in, otherwise)."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.LOOKOUT_ROLLUP_RETENTION_DAYS)
     batch = batch or settings.LOOKOUT_PRUNE_BATCH_SIZE
@@ -68,4 +70,5 @@ def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_
                               order_by="created_at", batch=batch, max_batches=max_batches)
     deleted += batched_delete(DegradedEpisode.objects.filter(ended_at__lt=cutoff), order_by="ended_at", batch=batch,
                               max_batches=max_batches)
+    deleted += rate_counters_prune(now=now.timestamp())
     return deleted

@@ -10,7 +10,6 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from lookout.config.celery_app import app as celery_app
@@ -26,13 +25,14 @@ from lookout.monitors.api.serializers import (
     ResultFilterSerializer,
     TaskStateSerializer,
 )
+from lookout.monitors.api.throttling import PushThrottle, ScopedThrottle
 from lookout.monitors.models import Monitor, MonitorEvent, ProbeResult
 
 
 class TokenView(ObtainAuthToken):
     """Exchange a username and password for an API token."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "login"
 
 
@@ -114,15 +114,6 @@ class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         filters = EventFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         return selectors.event_list(owner=self.request.user, monitor_id=filters.validated_data.get("monitor"))
-
-
-class PushThrottle(SimpleRateThrottle):
-    """Per push token: a misbehaving client cannot flood one monitor's results."""
-
-    scope = "push"
-
-    def get_cache_key(self, request: Request, view: APIView) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": view.kwargs.get("token", "")}
 
 
 class PushView(APIView):
