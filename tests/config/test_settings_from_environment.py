@@ -1,5 +1,6 @@
 """Settings come from the environment only; insecure production configurations refuse to load."""
 
+import ast
 import subprocess
 import sys
 
@@ -65,3 +66,12 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions():
                          DATABASE_URL="sqlite:////tmp/lookout-settings-test.sqlite3")
     assert done.returncode == 0, done.stderr
     assert "journal_mode=WAL" in done.stdout and "IMMEDIATE" in done.stdout
+
+
+def test_postgresql_connections_time_out_and_keep_alive_unless_the_url_says_otherwise():
+    done = load_settings("s.DATABASES['default']['OPTIONS']", SECRET_KEY=STRONG_KEY,
+                         DATABASE_URL="postgres://u@db:5432/lookout?connect_timeout=2")
+    assert done.returncode == 0, done.stderr
+    options = ast.literal_eval(done.stdout.strip())
+    assert int(options["connect_timeout"]) == 2  # the URL's own
+    assert (options["keepalives"], options["keepalives_idle"], options["tcp_user_timeout"]) == (1, 30, 60_000)

@@ -98,12 +98,18 @@ def _database() -> dict:
         }
         database["CONN_MAX_AGE"] = 0
         return database
+    # A database that silently drops packets (rather than refusing) must not hang a query for the kernel's two
+    # hours: connect within 5 s, notice a dead peer within ~1 min. A URL's own query parameters take precedence.
+    options = database.setdefault("OPTIONS", {})
+    for key, value in {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                       "keepalives_count": 3, "tcp_user_timeout": 60_000}.items():
+        options.setdefault(key, value)
     pool_size = env_int("LOOKOUT_DB_POOL_SIZE", 0, minimum=0)
     if pool_size:
         # Celery closes Django's connection at every task start and end: with a pool, close() hands it back
         # instead of tearing down a Postgres backend twice per probe. Pooling excludes persistent connections.
         database["CONN_MAX_AGE"] = 0
-        database.setdefault("OPTIONS", {})["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 30}
+        options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 30}
     return database
 
 

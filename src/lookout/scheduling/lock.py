@@ -54,7 +54,8 @@ class SchedulerLock:
 
     def __init__(self, conninfo: dict[str, Any], *, key: int = BEAT_LOCK_KEY, poll_seconds: float = POLL_SECONDS,
                  listen: str | None = None):
-        self._conninfo = {**_CLIENT_KEEPALIVES, "application_name": APPLICATION_NAME, **conninfo}
+        # Its own timeouts over the database settings' own: the failover timing below depends on them.
+        self._conninfo = {**conninfo, **_CLIENT_KEEPALIVES, "application_name": APPLICATION_NAME}
         self._key = key
         self._listen = listen
         self.poll_seconds = poll_seconds
