@@ -114,8 +114,9 @@ class Entry:
         self.due = self.wake = self.rule.catch_up(self.due, now=now)
 
     def overdue_at_once(self, *, now: float) -> None:
-        """After a change (say, a shorter interval): a run more than a period late is sent now, once."""
-        if self.due < now - self.rule.period:
+        """After a change (say, a shorter interval): a run already due is sent now, and the schedule continues
+        from now (not from the old grid, which would send the next run sooner than one new interval later)."""
+        if self.due < now:
             self.due = self.wake = now
 
     def advance(self, *, now: float) -> None:
