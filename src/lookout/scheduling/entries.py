@@ -116,7 +116,8 @@ class Entry:
     def overdue_at_once(self, *, now: float) -> None:
         """After a change (say, a shorter interval): a run already due is sent now, and the schedule continues
         from now (not from the old grid, which would send the next run sooner than one new interval later)."""
-        if self.due < now:
+        starting = self.start_time is not None and self.due == self.start_time  # new or resumed: due when saved
+        if self.due < now and not starting:
             self.due = self.wake = now
 
     def advance(self, *, now: float) -> None:
