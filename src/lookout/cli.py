@@ -11,8 +11,9 @@ from collections.abc import Sequence
 CELERY_APP = "lookout.config.celery_app"
 SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
 DEFAULT_CONCURRENCY = 50
-# Database connections per worker process: greenlets hold one only while they read or write, never across a
-# probe's network wait, so a few serve many probes in flight.
+# Database connections per worker process. Probes hold none: they read their monitors and write their results
+# through the process's batchers (lookout.probes.batching), which use 3 between them whatever the concurrency;
+# the rest serve other tasks (alert deliveries, sweeps, check-now's stored result) while they run.
 DEFAULT_WORKER_DB_POOL_SIZE = 10
 
 
@@ -83,7 +84,7 @@ def worker_concurrency() -> int:
 def cmd_worker(args: argparse.Namespace) -> None:
     require_env("DATABASE_URL", "CELERY_BROKER_URL")
     # Celery closes Django's connection at every task start and end; pooled, close() hands it back instead of
-    # tearing down a Postgres backend twice per probe (measured: 2.3x the probes/s of one worker, bench/probes.py).
+    # tearing down a Postgres backend each time (it was twice per probe before probes wrote in batches).
     os.environ.setdefault("LOOKOUT_DB_POOL_SIZE", str(DEFAULT_WORKER_DB_POOL_SIZE))
     # `celery -P gevent` monkey-patches before Django, psycopg or requests are imported.
     # --without-heartbeat (worker *event* heartbeats, not AMQP's): with any event sending on, Celery 5.7's loop

@@ -7,8 +7,9 @@ from prometheus_client import REGISTRY
 
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, ProbeResult
+from lookout.monitors.selectors import monitors_for_probe
 from lookout.observability.collector import MonitorCollector
-from lookout.probes.services import probe_run
+from lookout.probes.services import PROBE_FIELDS, probe_run, probe_spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,3 +59,18 @@ def test_phases_are_recorded_and_exported_for_the_fleet_and_the_monitor(alice, h
     info = [s for s in families["lookout_monitor_info"].samples if s.labels["monitor_id"] == str(monitor.pk)]
     assert info[0].labels["type"] == "http"
     assert Monitor.objects.get(pk=monitor.pk).last_phases["processing"] == result.phases["processing"]
+
+
+def test_the_fields_a_worker_reads_are_all_that_building_the_probe_needs(alice, django_assert_num_queries):
+    services.monitor_create(
+        owner=alice, name="everything", url="https://example.com/", interval=60, method="POST", body="b",
+        headers={"X": "1"}, secret_headers={"Y": "2"}, basic_auth_username="u", basic_auth_password="p",
+        keyword="k", expected_status=[200], conditions=["[STATUS] == 200"],
+    )
+    (monitor,) = monitors_for_probe(monitor_ids=[Monitor.objects.get().pk], fields=PROBE_FIELDS).values()
+
+    with django_assert_num_queries(0):  # a field missing from PROBE_FIELDS would be loaded here, one query each
+        spec = probe_spec(monitor)
+        assert monitor.enabled
+
+    assert (spec.method, spec.headers, spec.basic_auth) == ("POST", {"X": "1", "Y": "2"}, ("u", "p"))

@@ -1,9 +1,11 @@
-"""The metrics and health port of the worker (default 9540) and beat (default 9541), and the worker's task counts."""
+"""The metrics and health port of the worker (default 9540) and beat (default 9541), the worker's task counts,
+and its garbage collector's settings."""
 
+import gc
 import time
 from typing import Any
 
-from celery.signals import beat_init, task_failure, task_retry, task_revoked, worker_init
+from celery.signals import beat_init, task_failure, task_retry, task_revoked, worker_init, worker_ready
 
 from lookout.config.env import env_int
 from lookout.observability.health import database_ok
@@ -70,6 +72,20 @@ def worker_metrics_start(sender: Any = None, **_: Any) -> None:
     # Workers export fleet-wide series only: per-monitor ones would be duplicated by every replica.
     metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9540), include_monitors=False,
                          health=consumer_state.health, readiness=consumer_state.readiness)
+
+
+# The youngest generation is collected every 10,000 (not 700) net allocations, each older one every 20 (not 10)
+# collections of the one below.
+WORKER_GC_THRESHOLD = (10_000, 20, 20)
+
+
+@worker_ready.connect
+def worker_gc_tune(**_: Any) -> None:
+    """Collections walked the ~150,000 objects of a started worker (Django, Celery, models) over and over: ~11 %
+    of a busy worker's CPU. Frozen, they are skipped; with the higher threshold, collections run ~40 rather than
+    ~1,300 times in 10 s at 500 probes/s. Together: ~3 % (bench/probes.py). Cycles are still collected."""
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLD)
 
 
 @task_failure.connect

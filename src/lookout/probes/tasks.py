@@ -17,4 +17,6 @@ def probe_monitor(monitor_id: int, manual: bool = False) -> dict[str, Any] | Non
     if not request.retries:  # a retry starts late on purpose; its first attempt was measured
         # Beat stamps the time the probe was due; check-now messages carry none.
         schedule_lag_observe((request.headers or {}).get(DUE_AT_HEADER))
-    return probe_run(monitor_id=monitor_id, task_id=probe_monitor.request.id or "", manual=manual)
+    outcome = probe_run(monitor_id=monitor_id, task_id=request.id or "", manual=manual)
+    # Celery formats every return value (saferepr) even when it stores none: only check-now's is kept.
+    return outcome if manual else None
