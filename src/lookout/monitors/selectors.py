@@ -34,10 +34,6 @@ def issued_task_get(*, owner: AbstractBaseUser, task_id: str) -> IssuedTask | No
     return IssuedTask.objects.filter(owner=owner, task_id=task_id).first()
 
 
-def monitor_for_probe(*, monitor_id: int) -> Monitor | None:
-    return Monitor.objects.filter(pk=monitor_id).first()
-
-
 def monitors_for_probe(*, monitor_ids: list[int], fields: Iterable[str]) -> dict[int, Monitor]:
     """The monitors to probe, by id, with the fields a probe reads (a worker reads many in one query)."""
     return Monitor.objects.only(*fields).in_bulk(monitor_ids)
