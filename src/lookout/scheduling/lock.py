@@ -75,10 +75,13 @@ class SchedulerLock:
         if self._connection is not None:
             if time.monotonic() < self._next_check:
                 return True
-            if self._connection_alive():
+            try:
+                self._connection.execute("SELECT 1").fetchone()
+            except psycopg.Error as exc:
+                self._lose(exc)
+            else:
                 self._next_check = time.monotonic() + CHECK_SECONDS
                 return True
-            self._lose()
         if time.monotonic() < self._next_attempt:
             return False
         self._next_attempt = time.monotonic() + self.poll_seconds
@@ -91,8 +94,7 @@ class SchedulerLock:
         try:
             return [notify.payload for notify in self._connection.notifies(timeout=0)]
         except psycopg.Error as exc:
-            logger.error("lost the scheduler lock's database connection (%s): stopped dispatching", exc)
-            self._lose()
+            self._lose(exc)
             return None
 
     def release(self) -> None:
@@ -102,17 +104,9 @@ class SchedulerLock:
             self._connection = None
             logger.info("released the scheduler lock")
 
-    def _connection_alive(self) -> bool:
+    def _lose(self, exc: psycopg.Error) -> None:
         assert self._connection is not None
-        try:
-            self._connection.execute("SELECT 1").fetchone()
-            return True
-        except psycopg.Error as exc:
-            logger.error("lost the scheduler lock's database connection (%s): stopped dispatching", exc)
-            return False
-
-    def _lose(self) -> None:
-        assert self._connection is not None
+        logger.error("lost the scheduler lock's database connection (%s): stopped dispatching", exc)
         try:
             self._connection.close()
         except psycopg.Error:
@@ -162,17 +156,6 @@ class NoLock:
 
     def ensure_held(self) -> bool:
         return True
-
-    def notifications(self) -> list[str] | None:
-        """Payloads notified on the LISTEN channel since the last call; None if the lock was lost meanwhile."""
-        if self._connection is None:
-            return None
-        try:
-            return [notify.payload for notify in self._connection.notifies(timeout=0)]
-        except psycopg.Error as exc:
-            logger.error("lost the scheduler lock's database connection (%s): stopped dispatching", exc)
-            self._lose()
-            return None
 
     def release(self) -> None:
         pass
