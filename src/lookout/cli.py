@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from lookout.dev import dev_run
+
 CELERY_APP = "lookout.config.celery_app"
 SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
 DEFAULT_CONCURRENCY = 50
@@ -52,6 +54,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
     call_command("migrate", interactive=False)
     call_command("createcachetable")
+    # Models import only once Django is set up (above), which the other subcommands never do in this process.
     from lookout.scheduling.periodic_tasks import periodic_tasks_seed
 
     for name in periodic_tasks_seed():
@@ -101,8 +104,6 @@ def cmd_beat(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from lookout.dev import dev_run
-
     raise SystemExit(dev_run(data_dir=args.data_dir, bind=args.bind, reset=args.reset))
 
 

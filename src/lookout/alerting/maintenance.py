@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from lookout.alerting.incidents import incident_deferred_release
 from lookout.alerting.models import Incident, MaintenanceWindow
+from lookout.core.crontab import crontab_fields
 from lookout.monitors.models import Monitor, MonitorStatus
-from lookout.scheduling.crontab import crontab_fields
 
 MAX_DURATION_SECONDS = 7 * 24 * 3600
 _MINUTE = timedelta(minutes=1)

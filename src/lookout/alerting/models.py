@@ -7,13 +7,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from lookout.alerting.channels import CHANNEL_KINDS
 from lookout.monitors.models import Monitor, MonitorEvent
 
-
-class ChannelKind(models.TextChoices):
-    EMAIL = "email"
-    WEBHOOK = "webhook"
-    SLACK = "slack"
+# One per transport module (lookout.alerting.channels).
+ChannelKind = models.TextChoices("ChannelKind", [(kind.upper(), kind) for kind in CHANNEL_KINDS])
 
 
 class Channel(models.Model):
@@ -24,7 +22,7 @@ class Channel(models.Model):
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     address = models.EmailField(max_length=254, blank=True, default="")
     url = models.CharField(max_length=2048, blank=True, default="")
-    # webhook: HMAC-SHA256 key of X-Lookout-Signature; encrypted at rest (lookout.monitors.encryption).
+    # webhook: HMAC-SHA256 key of X-Lookout-Signature; encrypted at rest (lookout.core.encryption).
     secret = models.TextField(blank=True, default="")
     # Alerts every monitor of the owner, besides the channels each monitor names.
     is_default = models.BooleanField(default=False)

@@ -23,9 +23,11 @@ from lookout.alerting.models import (
     Notification,
     NotificationState,
 )
+from lookout.config.celery_app import app
 from lookout.monitors.models import Monitor, MonitorEvent
 
 logger = logging.getLogger(__name__)
+DELIVER_TASK = "lookout.alerting.tasks.notification_deliver"
 
 
 def link(path: str) -> str:
@@ -123,12 +125,11 @@ def notifications_publish_on_commit(ids: list[int]) -> None:
 
 def notifications_publish(ids: Iterable[int]) -> int:
     """Publish one delivery task per notification; returns how many the broker took."""
-    from lookout.alerting.tasks import notification_deliver
-
     published = 0
     for notification_id in ids:
         try:
-            notification_deliver.apply_async(args=[notification_id], retry=False)
+            # By name: the task module builds on this one (tasks -> delivery -> notifications).
+            app.send_task(DELIVER_TASK, args=[notification_id], retry=False)
             published += 1
         except Exception:  # the broker is down: the sweep publishes it again once a lease has passed
             logger.warning("could not publish delivery of notification %s; the sweep will retry it",

@@ -1,22 +1,18 @@
-"""Channel services: create, change, delete, test; which channels a monitor names."""
+"""Channel services: create, change, delete, test."""
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from lookout.alerting.delivery import channel_send, message_for, notification_claim, notification_settle
 from lookout.alerting.models import AlertEvent, Channel, Notification, NotificationState
-from lookout.monitors.encryption import secret_encrypt
-from lookout.monitors.models import Monitor
+from lookout.alerting.notifications import link
+from lookout.core.encryption import secret_encrypt
 
 # Changing where a channel points (or its secret) is the fix for a failing one: it gets alerts again.
 _TARGET_FIELDS = {"address", "url", "secret"}
-
-
-class ChannelNotOwned(ValueError):
-    """A monitor may only name its own owner's channels."""
 
 
 def _stored(fields: dict[str, Any]) -> dict[str, Any]:
@@ -46,18 +42,8 @@ def channel_delete(*, channel: Channel) -> None:
     channel.delete()
 
 
-def monitor_channels_set(*, monitor: Monitor, channels: Iterable[Channel]) -> None:
-    channels = list(channels)
-    if any(channel.owner_id != monitor.owner_id for channel in channels):
-        raise ChannelNotOwned("a monitor can only name channels of its own owner")
-    monitor.channels.set(channels)
-
-
 def channel_test(*, channel: Channel) -> Notification:
     """Send a test message now, record it like any delivery (one attempt, never retried), return the row."""
-    from lookout.alerting.delivery import channel_send, message_for, notification_claim, notification_settle
-    from lookout.alerting.notifications import link
-
     now = timezone.now()
     notification = Notification.objects.create(
         channel=channel, event=AlertEvent.TEST, due_at=now, dispatched_at=now,

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from lookout.alerting.incidents import incident_close, incident_open
+from lookout.alerting.maintenance import maintenance_active
 from lookout.monitors.models import Monitor, MonitorHealth, MonitorStatus, ProbeResult
 
 
@@ -59,8 +61,6 @@ class MonitorStateChange:
 
 def monitor_state_next(*, monitor: Monitor, result: ProbeResult) -> MonitorStateChange:
     """An enabled monitor's state after one more in-order result (the caller holds its row lock)."""
-    from lookout.alerting.maintenance import maintenance_active
-
     step = state_step(
         health=monitor.health, consecutive_failures=monitor.consecutive_failures,
         consecutive_successes=monitor.consecutive_successes, streak_started_at=monitor.streak_started_at,
@@ -86,8 +86,6 @@ def monitor_state_apply(*, monitor: Monitor, change: MonitorStateChange, result:
 
     After the update, because the mass-failure guard counts failing monitors from those rows.
     """
-    from lookout.alerting.incidents import incident_close, incident_open
-
     if change.step.went_down:
         incident_open(monitor=monitor, started_at=change.step.streak_started_at, detected_at=result.checked_at,
                       cause=result_cause(result), in_maintenance=change.in_maintenance)

@@ -6,11 +6,12 @@ from lookout.alerting.delivery import notification_deliver as deliver
 from lookout.alerting.delivery import notifications_dispatch
 from lookout.alerting.guard import guard_sweep
 from lookout.alerting.maintenance import maintenance_sync
+from lookout.alerting.notifications import DELIVER_TASK
 
 
 # Acknowledged on receipt (acks_late off): the row's lease, not the message, is what survives a dead worker,
 # and no message is held while a delivery waits on a receiver.
-@shared_task(name="lookout.alerting.tasks.notification_deliver", ignore_result=True, acks_late=False)
+@shared_task(name=DELIVER_TASK, ignore_result=True, acks_late=False)
 def notification_deliver(notification_id: int) -> str | None:
     return deliver(notification_id=notification_id)
 

@@ -8,6 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lookout.config.settings")
 
 app = Celery("lookout")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["lookout.probes", "lookout.monitors", "lookout.alerting", "lookout.stats"])
-
-from lookout.observability import celery_signals  # noqa: E402,F401  (metrics port of worker and beat)
+app.autodiscover_tasks(["lookout.probes", "lookout.alerting", "lookout.stats"])

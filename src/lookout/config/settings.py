@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_celery_results",
+    "lookout.core",
     "lookout.monitors",
     "lookout.scheduling",
     "lookout.observability",
@@ -117,7 +118,7 @@ DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
-    # Shared by every process and replica. (API throttling has counters of its own: lookout.monitors.rate_limits.)
+    # Shared by every process and replica. (API throttling has counters of its own: lookout.core.rate_counters.)
     "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "lookout_cache"},
 }
 
@@ -146,15 +147,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "lookout.monitors.api.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "lookout.api.pagination.Pagination",
     # Counted in the database (fixed windows, one upsert per request), so limits hold across workers and replicas.
-    "DEFAULT_THROTTLE_CLASSES": ["lookout.monitors.api.throttling.UserThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["lookout.api.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_str("LOOKOUT_USER_RATE", "1200/minute"),
         "login": env_str("LOOKOUT_LOGIN_RATE", "10/minute"),
         "push": env_str("LOOKOUT_PUSH_RATE", "60/minute"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Domain errors become HTTP here, and every error body has one format (lookout.api.errors).
+    "EXCEPTION_HANDLER": "lookout.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -166,6 +169,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "lookout.api.schema.error_responses"],
 }
 
 # Lookout
@@ -270,6 +274,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Expiring probe messages must not sit in one busy worker's prefetch buffer.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Imported by worker and beat once Django is set up, before worker_init/beat_init: their metrics port and counts.
+CELERY_IMPORTS = ["lookout.process_signals"]
 CELERY_TASK_ROUTES = {
     "lookout.probes.tasks.*": {"queue": LOOKOUT_PROBE_QUEUE},
     "lookout.alerting.tasks.*": {"queue": LOOKOUT_ALERT_QUEUE},

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django_celery_beat.models import PeriodicTask
 
+from lookout.probes.engine import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REDIRECTS, PROBE_TYPES, RECORD_TYPES
+
 
 class MonitorStatus(models.TextChoices):
     PENDING = "pending"
@@ -19,20 +21,10 @@ class MonitorHealth(models.TextChoices):
     DOWN = "down"
 
 
-class MonitorType(models.TextChoices):
-    HTTP = "http"
-    TCP = "tcp"
-    DNS = "dns"
-    PUSH = "push"  # heartbeat: the target calls us; no probe, no PeriodicTask
-
-
-class RecordType(models.TextChoices):
-    A = "A"
-    AAAA = "AAAA"
-    CNAME = "CNAME"
-    MX = "MX"
-    TXT = "TXT"
-    NS = "NS"
+# The probe engine's types (lookout.probes.engine.types), and push: a heartbeat, where the target calls us (no
+# probe, no PeriodicTask). A new probe type changes these choices: its migration is an AlterField of `type`.
+MonitorType = models.TextChoices("MonitorType", [(name.upper(), name) for name in (*PROBE_TYPES, "push")])
+RecordType = models.TextChoices("RecordType", [(name, name) for name in RECORD_TYPES])
 
 
 class HttpMethod(models.TextChoices):
@@ -64,13 +56,13 @@ class Monitor(models.Model):
     expected_status = models.JSONField(null=True, blank=True, help_text="Accepted codes; null: any 2xx/3xx.")
     keyword = models.CharField(max_length=1024, null=True, blank=True)  # noqa: DJ001 (null: no keyword check)
     headers = models.JSONField(default=dict, blank=True)
-    # Encrypted at rest (lookout.monitors.encryption); write-only in the API.
+    # Encrypted at rest (lookout.core.encryption); write-only in the API.
     secret_headers = models.TextField(blank=True, default="")
     basic_auth_username = models.CharField(max_length=256, blank=True, default="")
     basic_auth_password = models.TextField(blank=True, default="")
     follow_redirects = models.BooleanField(default=True)
-    max_redirects = models.PositiveSmallIntegerField(default=5)
-    max_body_bytes = models.PositiveIntegerField(default=1024 * 1024)
+    max_redirects = models.PositiveSmallIntegerField(default=DEFAULT_MAX_REDIRECTS)
+    max_body_bytes = models.PositiveIntegerField(default=DEFAULT_MAX_BODY_BYTES)
     ip_version = models.PositiveSmallIntegerField(null=True, blank=True, help_text="4, 6 or null (either).")
     verify_tls = models.BooleanField(default=True)
     tls_expiry_days = models.PositiveSmallIntegerField(default=14)
@@ -199,18 +191,3 @@ class MonitorEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for monitor {self.monitor_id}"
-
-
-class RateCounter(models.Model):
-    """Requests counted under one throttle key (`user:42`, `login:203.0.113.7`, `push:<token>`) in a fixed window.
-
-    In the database so every API process and replica counts into the same row; one upsert per request
-    (lookout.monitors.rate_limits). Unlogged on PostgreSQL: a crash may reset counters, never lose real data.
-    """
-
-    key = models.CharField(max_length=255, primary_key=True)
-    window_end = models.BigIntegerField(help_text="Unix time the current window ends at.")
-    hits = models.PositiveIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.hits} until {self.window_end}"

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from lookout.config.env import env_int
 from lookout.monitors.models import Monitor, MonitorStatus
-from lookout.observability.metrics import PHASES
+from lookout.probes.engine import PHASES
 
 logger = logging.getLogger(__name__)
 

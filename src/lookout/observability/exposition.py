@@ -6,6 +6,8 @@ import os
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from lookout.observability.collector import monitor_collector
+
 
 def scrape_registry() -> CollectorRegistry:
     # A registry per scrape: the multiprocess collector must not live on the global one.
@@ -23,8 +25,6 @@ def metrics_payload(accept: str = "", *, include_monitors: bool, gzipped: bool =
     if gzipped:
         body = gzip.compress(body, compresslevel=1)
     if include_monitors:
-        from lookout.observability.collector import monitor_collector
-
         # Appended as made once per read of the table (up to 16 series per monitor), not rendered per scrape.
         body += monitor_collector().exposition(gzipped=gzipped)
     return body, CONTENT_TYPE_LATEST

@@ -5,6 +5,8 @@ import hmac
 from django.conf import settings
 from django.db import connection
 
+from lookout.config.celery_app import app
+
 # The broker check runs inside /readyz, whose kubelet probe times out after 1 s by default: a slow answer
 # there would take the API out of service for a broker outage, which /readyz only reports.
 BROKER_CHECK_TIMEOUT = 0.5
@@ -20,8 +22,6 @@ def database_ok() -> tuple[bool, str]:
 
 
 def broker_ok() -> tuple[bool, str]:
-    from lookout.config.celery_app import app
-
     try:
         with app.connection_for_write(connect_timeout=BROKER_CHECK_TIMEOUT) as conn:
             # No retry: kombu sleeps 2 s before its first retry, whatever the timeout says.

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 
+from lookout.probes.engine import PHASES, PROBE_TYPES
+
 # `*_created` series double the count of every counter and histogram and no dashboard or rule reads them.
 disable_created_metrics()
 
@@ -27,12 +29,7 @@ LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.
 # One beat tick sends the runs due (in batches, up to 0.25 s of sending) and reads changed schedules.
 TICK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-PHASES = ("dns", "connect", "tls", "processing", "transfer")
-PROBE_TYPES = ("http", "tcp", "dns")
 PROBE_RESULTS = ("success", "failure")
-# The alerting app's ChannelKind and AttemptOutcome values: what became of one delivery attempt.
-ALERT_CHANNEL_KINDS = ("email", "webhook", "slack")
-ALERT_DELIVERY_OUTCOMES = ("delivered", "transient", "permanent", "abandoned")
 
 # The Unix time a scheduled message was due, stamped by beat (lookout.scheduling); check-now carries none.
 DUE_AT_HEADER = "lookout_due_at"
@@ -75,9 +72,8 @@ ALERT_DELIVERIES = Counter(
 
 
 def alert_delivery_observe(*, channel_kind: str, outcome: str) -> None:
-    """Count one delivery attempt; unknown kinds or outcomes share `other`, so labels stay bounded."""
-    ALERT_DELIVERIES.labels(channel_kind=channel_kind if channel_kind in ALERT_CHANNEL_KINDS else "other",
-                            outcome=outcome if outcome in ALERT_DELIVERY_OUTCOMES else "other").inc()
+    """Count one delivery attempt (the caller's kind and outcome are among its app's choices: bounded labels)."""
+    ALERT_DELIVERIES.labels(channel_kind=channel_kind, outcome=outcome).inc()
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,8 @@ def schedule_lag_observe(due_at: object, *, started_at: float | None = None) -> 
 
 
 def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_flight: Callable[[], float],
-                             loop_age: Callable[[], float], broker_connected: Callable[[], float]) -> None:
+                             loop_age: Callable[[], float], broker_connected: Callable[[], float],
+                             delivery_labels: Iterable[tuple[str, str]] = ()) -> None:
     """Create the worker's series at start, zeros included, so rates and ratios have data from the first scrape."""
     metrics = worker_metrics()
     metrics.concurrency.set(concurrency)
@@ -132,9 +129,8 @@ def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_fligh
         TASK_FAILURES.labels(task=task)
         TASK_RETRIES.labels(task=task)
         TASKS_EXPIRED.labels(task=task)
-    for kind in ALERT_CHANNEL_KINDS:
-        for outcome in ALERT_DELIVERY_OUTCOMES:
-            ALERT_DELIVERIES.labels(channel_kind=kind, outcome=outcome)
+    for kind, outcome in delivery_labels:
+        ALERT_DELIVERIES.labels(channel_kind=kind, outcome=outcome)
 
 
 # --- beat -----------------------------------------------------------------------------------------------------

@@ -1,70 +1,95 @@
-"""Run one monitor's probe: read its spec, probe with no database connection held, record the result.
+"""Running probes: check-now, and one monitor's probe — read its spec, probe with no database connection held,
+record the result.
 
 The read and the write go through this process's batchers (lookout.probes.batching): the probe's own thread
 (greenlet) never holds a database connection, and waits for its result's commit before it returns.
 """
 
-import hashlib
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
+from kombu.exceptions import OperationalError as BrokerError
 
-from lookout.monitors.encryption import secret_decrypt, secret_headers_decrypt
-from lookout.monitors.models import Monitor, ProbeResult
+from lookout.config.celery_app import app
+from lookout.core.encryption import secret_decrypt, secret_headers_decrypt
+from lookout.core.errors import BrokerUnavailable, Refused
+from lookout.core.target_policy import target_policy
+from lookout.monitors.models import IssuedTask, Monitor, MonitorType, ProbeResult
 from lookout.monitors.selectors import monitors_for_probe
-from lookout.monitors.services import ProbeRecord, probe_results_record
 from lookout.observability.metrics import probe_observe
 from lookout.probes.batching import Batcher
-from lookout.probes.engine import Outcome, ProbeSpec, TlsFacts, probe
-from lookout.probes.policy import target_policy
+from lookout.probes.engine import PROBE_TYPES, Outcome, ProbeSpec, probe, spec_fields
+from lookout.probes.results import ProbeRecord, probe_record, probe_results_record
+from lookout.scheduling.schedules import PROBE_TASK
 
-# The monitor fields probe_spec and probe_run read: a worker reads only these (smaller rows, fewer packets).
-PROBE_FIELDS = ("enabled", "url", "type", "method", "body", "headers", "secret_headers", "basic_auth_username",
-                "basic_auth_password", "follow_redirects", "max_redirects", "timeout", "expected_status", "keyword",
-                "max_body_bytes", "ip_version", "verify_tls", "conditions", "send", "expect", "record_type",
-                "expected_answer")
+# A manual check still waiting in the queue after this long is stale: let it expire (state REVOKED).
+CHECK_NOW_EXPIRES_SECONDS = 120
+
+# ProbeSpec fields whose value is not the monitor's field of the same name. Every other field a type lists
+# (lookout.probes.engine.types) is copied from the monitor as it is.
+_SPEC_VALUES: dict[str, Callable[[Monitor], Any]] = {
+    "body": lambda monitor: monitor.body.encode() or None,
+    "headers": lambda monitor: {**(monitor.headers or {}), **secret_headers_decrypt(monitor.secret_headers)},
+    "basic_auth": lambda monitor: ((monitor.basic_auth_username, secret_decrypt(monitor.basic_auth_password))
+                                   if monitor.basic_auth_username else None),
+    "expected_status": lambda monitor: tuple(monitor.expected_status) if monitor.expected_status else None,
+    "keyword": lambda monitor: monitor.keyword or None,
+    "conditions": lambda monitor: tuple(monitor.conditions or ()),
+    "send": lambda monitor: monitor.send.encode() or None,
+    "expect": lambda monitor: monitor.expect.encode() or None,
+    "expected_answer": lambda monitor: monitor.expected_answer or None,
+    "ca_pem": lambda monitor: None,  # not a monitor option: the default trust store
+    "policy": lambda monitor: target_policy(),
+}
+# The monitor fields _SPEC_VALUES reads where they differ from the spec field's name.
+_SPEC_SOURCES = {"headers": ("headers", "secret_headers"), "basic_auth": ("basic_auth_username",
+                                                                           "basic_auth_password"),
+                 "ca_pem": (), "policy": ()}
+# The monitor fields a worker reads (smaller rows, fewer packets): enabled, and what any type's spec needs.
+PROBE_FIELDS = tuple(dict.fromkeys(["enabled", *(source for probe_type in PROBE_TYPES
+                                                 for name in spec_fields(probe_type)
+                                                 for source in _SPEC_SOURCES.get(name, (name,)))]))
 
 
 def probe_spec(monitor: Monitor) -> ProbeSpec:
-    headers = {**(monitor.headers or {}), **secret_headers_decrypt(monitor.secret_headers)}
-    basic_auth = ((monitor.basic_auth_username, secret_decrypt(monitor.basic_auth_password))
-                  if monitor.basic_auth_username else None)
-    return ProbeSpec(
-        url=monitor.url, type=monitor.type, method=monitor.method, body=monitor.body.encode() or None,
-        headers=headers, basic_auth=basic_auth, follow_redirects=monitor.follow_redirects,
-        max_redirects=monitor.max_redirects, timeout=monitor.timeout,
-        expected_status=tuple(monitor.expected_status) if monitor.expected_status else None,
-        keyword=monitor.keyword or None, max_body_bytes=monitor.max_body_bytes, ip_version=monitor.ip_version,
-        verify_tls=monitor.verify_tls, conditions=tuple(monitor.conditions or ()),
-        send=monitor.send.encode() or None, expect=monitor.expect.encode() or None,
-        record_type=monitor.record_type, expected_answer=monitor.expected_answer or None,
-        policy=target_policy(),
-    )
+    """What to probe: the fields the monitor's type reads; the others keep the engine's defaults."""
+    return ProbeSpec(**{name: _SPEC_VALUES[name](monitor) if name in _SPEC_VALUES else getattr(monitor, name)
+                        for name in spec_fields(monitor.type)})
 
 
-def tls_facts_json(facts: TlsFacts) -> dict[str, Any]:
-    return {"not_after": facts.not_after.isoformat(), "not_before": facts.not_before.isoformat(),
-            "issuer": facts.issuer, "subject": facts.subject, "days_left": round(facts.days_left, 2),
-            "version": facts.version, "verified": facts.verified}
+def probe_check_now(*, monitor: Monitor) -> str:
+    """Queue a probe now and return its task id, which only the monitor's owner can look up."""
+    if monitor.type == MonitorType.PUSH:
+        raise Refused("Push monitors are not probed: their heartbeats arrive at push_url.")
+    task_id = str(uuid.uuid4())
+    with transaction.atomic():
+        IssuedTask.objects.create(task_id=task_id, owner_id=monitor.owner_id, monitor=monitor)
+        try:
+            _check_now_publish(monitor_id=monitor.pk, task_id=task_id)
+        except (BrokerError, OSError) as exc:
+            raise BrokerUnavailable(f"The broker is unavailable, nothing was queued: {exc}") from exc
+    return task_id
 
 
-def tls_fingerprint(facts: TlsFacts) -> str:
-    """Identifies one certificate (a renewal changes it), so an expiry warning goes out once per certificate."""
-    identity = f"{facts.subject}|{facts.issuer}|{facts.not_before.isoformat()}|{facts.not_after.isoformat()}"
-    return hashlib.sha256(identity.encode()).hexdigest()
-
-
-def probe_record(outcome: Outcome, *, task_id: str) -> ProbeRecord:
-    return ProbeRecord(
-        checked_at=outcome.started_at, success=outcome.success, status_code=outcome.status_code,
-        response_time_ms=outcome.response_time_ms, error=outcome.error, task_id=task_id,
-        phases={phase: round(seconds * 1000, 3) for phase, seconds in outcome.phases.items()},
-        tls=tls_facts_json(outcome.tls) if outcome.tls else None,
-        tls_not_after=outcome.tls.not_after if outcome.tls else None,
-        tls_fingerprint=tls_fingerprint(outcome.tls) if outcome.tls else "",
-        failed_condition=outcome.failed_condition or "",
-    )
+def _check_now_publish(*, monitor_id: int, task_id: str) -> None:
+    for attempt in (1, 2):
+        with app.producer_or_acquire() as producer:
+            # retry=False alone does not stop kombu retrying the connection itself (~6 s with the broker
+            # down): connect without retries, so the client gets its 503 at once.
+            producer.connection.ensure_connection(max_retries=0)
+            try:
+                app.send_task(PROBE_TASK, args=[monitor_id], kwargs={"manual": True}, task_id=task_id,
+                              ignore_result=False, producer=producer, retry=False,
+                              expires=CHECK_NOW_EXPIRES_SECONDS)
+                return
+            except BrokerError:
+                # The pooled connection looked open but the broker had dropped it (a broker restart, an
+                # idle-connection reaper): the broker may be back, so one fresh connection gets one try.
+                if attempt == 2:
+                    raise
 
 
 def _monitors_read(monitor_ids: list[int]) -> list[Monitor | None]:

@@ -19,7 +19,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone as django_timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from lookout.scheduling.crontab import crontab_fields
+from lookout.core.crontab import crontab_fields
 from lookout.scheduling.schedules import PROBE_TASK
 
 PERIOD_SECONDS = {IntervalSchedule.SECONDS: 1, IntervalSchedule.MINUTES: 60, IntervalSchedule.HOURS: 3600,

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from lookout.scheduling.crontab import crontab_fields
+from lookout.core.crontab import crontab_fields
 
 PROBE_TASK = "lookout.probes.tasks.probe_monitor"
 _SCHEDULE_FIELDS = ["interval", "crontab", "expire_seconds"]

@@ -9,9 +9,9 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from lookout.alerting.models import DegradedEpisode, Incident, Notification
+from lookout.core.rate_counters import rate_counters_prune
 from lookout.monitors import partitions
 from lookout.monitors.models import ProbeResult
-from lookout.monitors.rate_limits import rate_counters_prune
 from lookout.stats.models import ResultRollup
 from lookout.stats.rollups import rolled_until
 

@@ -8,7 +8,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from lookout.monitors.models import Monitor, ProbeResult
-from lookout.monitors.services import MAX_TIMEOUT
+from lookout.monitors.rules import MAX_TIMEOUT
 from lookout.stats.buckets import EDGES_MS
 from lookout.stats.models import ResultRollup, RollupProgress
 

@@ -18,9 +18,9 @@ from lookout.alerting.models import (
     NotificationAttempt,
     NotificationState,
 )
-from lookout.api_input import CrontabField, RejectUnknownFieldsMixin, StrictIntegerField, TimeZoneField
+from lookout.api.input import CrontabField, RejectUnknownFieldsMixin, StrictIntegerField, TimeZoneField
+from lookout.core.target_policy import target_url_check
 from lookout.monitors.models import Monitor, MonitorType
-from lookout.monitors.targets import target_url_validate
 
 _email = EmailValidator()
 
@@ -84,7 +84,7 @@ class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         else:
             if instance is None or "url" in attrs:
                 try:
-                    attrs["url"] = target_url_validate(MonitorType.HTTP, current("url") or "")
+                    target_url_check(MonitorType.HTTP, current("url") or "")
                 except ValueError as exc:
                     raise serializers.ValidationError({"url": [str(exc)]}) from exc
             if current("address"):

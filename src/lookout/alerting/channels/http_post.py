@@ -1,6 +1,6 @@
 """POSTing to webhook and Slack URLs with the probe engine, so they obey the same safe-target rules as monitors.
 
-The URL was checked when the channel was saved (lookout.monitors.targets.target_url_validate); here the engine
+The URL was checked when the channel was saved (lookout.core.target_policy.target_url_check); here the engine
 checks the address it actually connects to, so a name re-pointed at an internal address (DNS rebinding) or a
 redirect cannot reach it. Redirects are not followed: a receiver answering one is misconfigured.
 """
@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from django.conf import settings
 
 from lookout.alerting.channels.base import TransportError
+from lookout.core.target_policy import target_policy
 from lookout.probes.engine import ProbeSpec, UnsafeTarget, probe, target_check
-from lookout.probes.policy import target_policy
 
 _SUCCESS = tuple(range(200, 300))
 # 4xx answers that mean "later", not "never".

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from lookout import __version__
 from lookout.alerting.channels.base import Message, Transport
 from lookout.alerting.channels.http_post import http_post
-from lookout.monitors.encryption import secret_decrypt
+from lookout.core.encryption import secret_decrypt
 
 if TYPE_CHECKING:
     from lookout.alerting.models import Channel

@@ -1,4 +1,8 @@
-"""Thin API views: validate with a serializer, call a service or selector, render."""
+"""Thin API views: validate with a serializer, call a service or selector, render. Domain errors become HTTP
+responses in one place (lookout.api.errors)."""
+
+from dataclasses import replace
+from typing import Any
 
 from celery.result import AsyncResult
 from django.db.models import QuerySet
@@ -12,9 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lookout.api.pagination import KeysetPagination
+from lookout.api.throttling import PushThrottle, ScopedThrottle
 from lookout.config.celery_app import app as celery_app
 from lookout.monitors import selectors, services
-from lookout.monitors.api.pagination import KeysetPagination
 from lookout.monitors.api.serializers import (
     CheckQueuedSerializer,
     EventFilterSerializer,
@@ -25,8 +30,10 @@ from lookout.monitors.api.serializers import (
     ResultFilterSerializer,
     TaskStateSerializer,
 )
-from lookout.monitors.api.throttling import PushThrottle, ScopedThrottle
 from lookout.monitors.models import Monitor, MonitorEvent, ProbeResult
+from lookout.monitors.spec import MonitorSpec, monitor_spec
+from lookout.probes import push
+from lookout.probes.services import probe_check_now
 
 
 class TokenView(ObtainAuthToken):
@@ -46,11 +53,12 @@ class MonitorViewSet(viewsets.ModelViewSet):
         return selectors.monitor_list(owner=self.request.user)
 
     def perform_create(self, serializer: MonitorSerializer) -> None:
-        serializer.instance = services.monitor_create(owner=self.request.user, **serializer.validated_data)
+        serializer.instance = services.monitor_create(owner=self.request.user,
+                                                      spec=MonitorSpec(**_spec_fields(serializer.validated_data)))
 
     def perform_update(self, serializer: MonitorSerializer) -> None:
-        serializer.instance = services.monitor_update(monitor=serializer.instance,
-                                                      changes=dict(serializer.validated_data))
+        spec = replace(monitor_spec(serializer.instance), **_spec_fields(serializer.validated_data))
+        serializer.instance = services.monitor_update(monitor=serializer.instance, spec=spec)
 
     def perform_destroy(self, instance: Monitor) -> None:
         services.monitor_delete(monitor=instance)
@@ -70,14 +78,16 @@ class MonitorViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses={202: CheckQueuedSerializer})
     @action(detail=True, methods=["post"])
     def check(self, request: Request, pk: str | None = None) -> Response:
-        try:
-            task_id = services.monitor_check_now(monitor=self.get_object())
-        except services.NotProbed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except services.BrokerUnavailable as exc:
-            return Response({"detail": f"The broker is unavailable, nothing was queued: {exc}"},
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        task_id = probe_check_now(monitor=self.get_object())
         return Response({"task_id": task_id}, status=status.HTTP_202_ACCEPTED)
+
+
+def _spec_fields(validated: dict[str, Any]) -> dict[str, Any]:
+    """Serializer output as MonitorSpec fields: channels by id."""
+    fields = dict(validated)
+    if fields.get("channels") is not None:
+        fields["channels"] = [channel.pk for channel in fields["channels"]]
+    return fields
 
 
 @extend_schema(parameters=[
@@ -125,7 +135,7 @@ class PushView(APIView):
 
     @extend_schema(request=None, responses={200: PushAcceptedSerializer})
     def post(self, request: Request, token: str) -> Response:
-        if services.push_receive(token=token) is None:
+        if push.push_receive(token=token) is None:
             raise NotFound("No push monitor has this token.")
         return Response({"ok": True})
 

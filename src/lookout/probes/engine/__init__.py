@@ -4,9 +4,8 @@ Plain Python on purpose (no Django): workers call it from gevent greenlets and t
 ``probe`` never raises for anything that can go wrong on the wire, so a bad target can only ever produce
 a failed ``Outcome``, within ``spec.timeout`` (one total deadline for everything the probe does).
 
-One module per probe type (http_probe, tcp_probe, dns_probe), each with the same three names: SCHEMES
-(the URL schemes it serves), ``target_hosts(url)`` (the hosts a save-time safety check must look at, with
-what they are) and ``probe(spec, run) -> Observation``. Adding a type is adding such a module to _TYPES.
+One module per probe type (http_probe, tcp_probe, dns_probe), listed once in lookout.probes.engine.types,
+which says what each module provides.
 """
 
 from __future__ import annotations
@@ -14,37 +13,33 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-from lookout.probes.conditions import ConditionContext, ConditionError, condition_failure
-from lookout.probes.engine import dns_probe, http_probe, tcp_probe
-from lookout.probes.engine.resolve import nameservers_set
+from lookout.probes.engine.conditions import ConditionContext, ConditionError, condition_failure
+from lookout.probes.engine.resolve import host_check, nameservers_set
 from lookout.probes.engine.run import Observation, ProbeRun
 from lookout.probes.engine.spec import (
-    MAX_BODY_BYTES,
-    MAX_REDIRECTS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_REDIRECTS,
     PHASES,
-    PROBE_TYPES,
     RECORD_TYPES,
     USER_AGENT,
     Outcome,
     ProbeSpec,
     TlsFacts,
 )
-from lookout.probes.engine.targets import TargetPolicy, UnsafeTarget, address_refusal, host_check
+from lookout.probes.engine.targets import TargetPolicy, UnsafeTarget, address_refusal
+from lookout.probes.engine.types import PROBE_TYPES, TYPE_BY_SCHEME, TYPE_MODULES, spec_fields, url_validate
 
 __all__ = [
-    "MAX_BODY_BYTES", "MAX_REDIRECTS", "PHASES", "PROBE_TYPES", "RECORD_TYPES", "USER_AGENT",
+    "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_REDIRECTS", "PHASES", "PROBE_TYPES", "RECORD_TYPES", "USER_AGENT",
     "Outcome", "ProbeSpec", "TargetPolicy", "TlsFacts", "UnsafeTarget",
-    "address_refusal", "nameservers_set", "probe", "target_check",
+    "address_refusal", "nameservers_set", "probe", "spec_fields", "target_check", "url_validate",
 ]
 
 logger = logging.getLogger(__name__)
 
-_TYPES: dict[str, ModuleType] = {"http": http_probe, "tcp": tcp_probe, "dns": dns_probe}
-_TYPE_BY_SCHEME = {scheme: module for module in _TYPES.values() for scheme in module.SCHEMES}
 _MAX_ERROR_CHARS = 500
 # Under gevent a greenlet-level timeout backs up the per-operation deadlines, in case some library loop
 # re-arms a full socket timeout at each wait; it should never be what ends a probe.
@@ -92,7 +87,7 @@ def target_check(url: str, policy: TargetPolicy, *, resolve: bool = True) -> Non
         scheme = urlsplit(url).scheme.lower()
     except ValueError as exc:
         raise UnsafeTarget(f"invalid URL {url!r}: {exc}") from exc
-    module = _TYPE_BY_SCHEME.get(scheme)
+    module = TYPE_BY_SCHEME.get(scheme)
     if module is None:
         raise UnsafeTarget(f"unsupported URL scheme {scheme!r} in {url!r}")
     for host, what in module.target_hosts(url):
@@ -100,9 +95,9 @@ def target_check(url: str, policy: TargetPolicy, *, resolve: bool = True) -> Non
 
 
 def _observe(spec: ProbeSpec, run: ProbeRun) -> Observation:
-    module = _TYPES.get(spec.type)
+    module = TYPE_MODULES.get(spec.type)
     if module is None:
-        return Observation(error=f"unsupported probe type {spec.type!r} (one of {', '.join(_TYPES)})")
+        return Observation(error=f"unsupported probe type {spec.type!r} (one of {', '.join(PROBE_TYPES)})")
     try:
         return module.probe(spec, run)
     except Exception as exc:  # a bug, not the target's doing; still a recorded failure, never a dead worker

@@ -28,9 +28,24 @@ from lookout.probes.engine.run import DeadlineExceeded, Observation, ProbeError,
 from lookout.probes.engine.spec import RECORD_TYPES, ProbeSpec
 from lookout.probes.engine.targets import UnsafeTarget, address_check, ip_literal
 
+TYPE = "dns"
 SCHEMES = ("dns",)
+# The ProbeSpec fields this type reads, besides those every type has (url, timeout, conditions, policy).
+SPEC_FIELDS = ("record_type", "expected_answer", "ip_version")
 
 _MAX_ANSWER_CHARS = 500
+
+
+def url_rule(url: str) -> None:
+    """Raise ValueError, with a message for the user, unless url is dns://RESOLVER[:PORT]/NAME or dns:///NAME."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if parts.scheme != "dns" or not name or "/" in name or len(name) > 253:
+        raise ValueError("A dns monitor's url is dns://RESOLVER/NAME, or dns:///NAME for the system resolver.")
+    try:
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError as exc:
+        raise ValueError(f"Invalid resolver port in {url!r}.") from exc
 
 
 def target_hosts(url: str) -> list[tuple[str, str]]:

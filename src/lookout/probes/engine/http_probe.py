@@ -26,14 +26,18 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationValueError
 
-from lookout.probes.conditions import conditions_reference
+from lookout.probes.engine.conditions import conditions_reference
 from lookout.probes.engine.run import Observation, ProbeError, ProbeRun
 from lookout.probes.engine.sockets import connect, os_error_text
 from lookout.probes.engine.spec import USER_AGENT, ProbeSpec
-from lookout.probes.engine.targets import UnsafeTarget
+from lookout.probes.engine.targets import UnsafeTarget, host_name_check
 from lookout.probes.engine.tls import ssl_error_text, tls_connect
 
+TYPE = "http"
 SCHEMES = ("http", "https")
+# The ProbeSpec fields this type reads, besides those every type has (url, timeout, conditions, policy).
+SPEC_FIELDS = ("method", "body", "headers", "basic_auth", "follow_redirects", "max_redirects", "expected_status",
+               "keyword", "max_body_bytes", "ip_version", "verify_tls", "ca_pem")
 
 _READ_CHUNK_BYTES = 64 * 1024
 _DEFAULT_HEADERS = {**requests.utils.default_headers(), "User-Agent": USER_AGENT}
@@ -43,6 +47,18 @@ _INVALID_URL_ERRORS = (
     requests.exceptions.InvalidSchema,
     requests.exceptions.URLRequired,
 )
+
+
+def url_rule(url: str) -> None:
+    """Raise ValueError, with a message for the user, unless url is http(s)://HOST[:PORT][/...]."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError as exc:
+        raise ValueError("Enter a valid http:// or https:// URL.") from exc
+    if parts.scheme not in SCHEMES or not parts.hostname or any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError("Enter a valid http:// or https:// URL.")
+    host_name_check(parts.hostname)
 
 
 def target_hosts(url: str) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ import dns.rdatatype
 import dns.resolver
 
 from lookout.probes.engine.run import Deadline, DeadlineExceeded, ProbeError
-from lookout.probes.engine.targets import IPAddress, ip_literal
+from lookout.probes.engine.targets import IPAddress, TargetPolicy, address_check, ip_literal
 
 HOSTS_PATH = "/etc/hosts"
 
@@ -191,3 +191,28 @@ def name_absolute(text: str) -> dns.name.Name:
 
 
 RECORD_TYPE_CODES = {name: dns.rdatatype.from_text(name) for name in ("A", "AAAA", "CNAME", "MX", "TXT", "NS")}
+
+
+# A save waits at most this long for a name's addresses; a slow resolver must not hang the API.
+_SAVE_TIME_LOOKUP_SECONDS = 3.0
+
+
+def host_check(host: str, policy: TargetPolicy, *, resolve: bool = True, what: str = "") -> None:
+    """Save-time check of one host: an IP literal is checked as it is, a name by every address it resolves to.
+
+    A name that does not resolve (yet) is not refused here: the probe-time check still guards it.
+    """
+    if policy.allow_private:
+        return
+    literal = ip_literal(host)
+    if literal is not None:
+        address_check(literal, policy, host=host, what=what)
+        return
+    if not resolve:
+        return
+    try:
+        addresses = host_addresses(host, deadline=Deadline(_SAVE_TIME_LOOKUP_SECONDS), every_family=True)
+    except (LookupFailed, TimeoutError):
+        return
+    for address in addresses:
+        address_check(address, policy, host=host, what=what)

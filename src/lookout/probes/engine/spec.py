@@ -9,10 +9,9 @@ from datetime import datetime
 from lookout import __version__
 from lookout.probes.engine.targets import TargetPolicy
 
-MAX_BODY_BYTES = 1024 * 1024
-MAX_REDIRECTS = 5
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_REDIRECTS = 5
 USER_AGENT = f"Lookout/{__version__} (uptime monitor)"
-PROBE_TYPES = ("http", "tcp", "dns")
 RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS")
 # After blackbox_exporter's phases; the metric label values of lookout_probe_phase_duration_seconds.
 PHASES = ("dns", "connect", "tls", "processing", "transfer")
@@ -21,21 +20,21 @@ PHASES = ("dns", "connect", "tls", "processing", "transfer")
 @dataclass(frozen=True)
 class ProbeSpec:
     url: str  # http(s)://..., tcp://HOST:PORT, dns://RESOLVER[:PORT]/NAME or dns:///NAME (system resolver)
-    type: str = "http"  # one of PROBE_TYPES (push monitors have no probe)
+    type: str = "http"  # one of lookout.probes.engine.types.PROBE_TYPES (push monitors have no probe)
     # http
     method: str = "GET"
     body: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     basic_auth: tuple[str, str] | None = None  # dropped by requests on a redirect to another host
     follow_redirects: bool = True
-    max_redirects: int = MAX_REDIRECTS
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
     expected_status: tuple[int, ...] | None = None  # None: any 2xx or 3xx, unless a condition tests [STATUS]
     keyword: str | None = None  # the body (its first max_body_bytes) must contain it
-    max_body_bytes: int = MAX_BODY_BYTES  # also the cap on what a tcp probe reads
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # also the cap on what a tcp probe reads
     ip_version: int | None = None  # 4 or 6: only that family; None: IPv4 if the name has an A record, else IPv6
     verify_tls: bool = True
     ca_pem: str | None = None  # PEM certificates to trust instead of the default (certifi) bundle
-    conditions: tuple[str, ...] = ()  # see lookout.probes.conditions
+    conditions: tuple[str, ...] = ()  # see lookout.probes.engine.conditions
     # tcp
     send: bytes | None = None
     expect: bytes | None = None

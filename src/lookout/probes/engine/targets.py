@@ -9,6 +9,7 @@ to an internal host, fails the probe before any connection to it is made.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -100,33 +101,6 @@ def ip_literal(host: str) -> IPAddress | None:
         return None
 
 
-def host_check(host: str, policy: TargetPolicy, *, resolve: bool = True, what: str = "") -> None:
-    """Save-time check of one host: an IP literal is checked as it is, a name by every address it resolves to.
-
-    A name that does not resolve (yet) is not refused here: the probe-time check still guards it.
-    """
-    from lookout.probes.engine.resolve import LookupFailed, host_addresses
-    from lookout.probes.engine.run import Deadline
-
-    if policy.allow_private:
-        return
-    literal = ip_literal(host)
-    if literal is not None:
-        address_check(literal, policy, host=host, what=what)
-        return
-    if not resolve:
-        return
-    try:
-        addresses = host_addresses(host, deadline=Deadline(_SAVE_TIME_LOOKUP_SECONDS), every_family=True)
-    except (LookupFailed, TimeoutError):
-        return
-    for address in addresses:
-        address_check(address, policy, host=host, what=what)
-
-
-_SAVE_TIME_LOOKUP_SECONDS = 3.0
-
-
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     if address.version != 6:
         return None
@@ -138,3 +112,19 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def host_name_check(host: str) -> None:
+    """Raise ValueError unless host is an IP literal or a DNS name (single labels such as Kubernetes service
+    names included: they resolve through the search domains)."""
+    if ip_literal(host) is not None:
+        return
+    try:
+        ascii_host = host.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise ValueError(f"{host!r} is not a valid host name.") from exc
+    if not ascii_host or len(ascii_host) > 253 or not all(_LABEL.match(label) for label in ascii_host.split(".")):
+        raise ValueError(f"{host!r} is not a valid host name.")

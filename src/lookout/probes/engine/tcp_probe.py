@@ -9,11 +9,26 @@ from urllib.parse import urlsplit
 from lookout.probes.engine.run import Observation, ProbeError, ProbeRun
 from lookout.probes.engine.sockets import DeadlineSocket, connect, os_error_text
 from lookout.probes.engine.spec import ProbeSpec
-from lookout.probes.engine.targets import UnsafeTarget
+from lookout.probes.engine.targets import UnsafeTarget, host_name_check
 
+TYPE = "tcp"
 SCHEMES = ("tcp",)
+# The ProbeSpec fields this type reads, besides those every type has (url, timeout, conditions, policy).
+SPEC_FIELDS = ("send", "expect", "max_body_bytes", "ip_version")
 
 _READ_CHUNK_BYTES = 16 * 1024
+
+
+def url_rule(url: str) -> None:
+    """Raise ValueError, with a message for the user, unless url is tcp://HOST:PORT."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"Invalid port in {url!r}.") from exc
+    if parts.scheme != "tcp" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ValueError("A tcp monitor's url is tcp://HOST:PORT.")
+    host_name_check(parts.hostname)
 
 
 def target_hosts(url: str) -> list[tuple[str, str]]:

@@ -3,7 +3,7 @@ from typing import Any
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework import serializers
 
-from lookout.api_input import CrontabField, StrictIntegerField, TimeZoneField
+from lookout.api.input import CrontabField, StrictIntegerField, TimeZoneField
 from lookout.scheduling import periodic_tasks
 
 PERIODS = [IntervalSchedule.SECONDS, IntervalSchedule.MINUTES, IntervalSchedule.HOURS, IntervalSchedule.DAYS]

@@ -8,7 +8,7 @@ import hashlib
 
 from django.db import connection
 
-from lookout.monitors.models import RateCounter
+from lookout.core.models import RateCounter
 
 _TABLE = RateCounter._meta.db_table
 _KEY_MAX = RateCounter._meta.get_field("key").max_length

@@ -1,12 +1,20 @@
-"""The metrics and health port of the worker (default 9540) and beat (default 9541), the worker's task counts,
-and its garbage collector's settings."""
+"""Worker and beat process wiring: the metrics and health port of the worker (default 9540) and beat (default
+9541), the worker's task counts, its garbage collector's settings, and beat's lookout_degraded.
+
+Imported by the worker and beat through CELERY_IMPORTS, after Django is set up, so it may import models.
+"""
 
 import gc
 import time
 from typing import Any
 
 from celery.signals import beat_init, task_failure, task_retry, task_revoked, worker_init, worker_ready
+from celery.worker import state
+from django.db import close_old_connections, connection
+from prometheus_client import REGISTRY
 
+from lookout.alerting.guard import guard_degraded
+from lookout.alerting.models import AttemptOutcome, ChannelKind
 from lookout.config.env import env_int
 from lookout.observability.health import database_ok
 from lookout.observability.liveness import consumer_state, kombu_retry_sleep_cooperative
@@ -15,10 +23,13 @@ from lookout.observability.metrics import (
     TASK_FAILURES,
     TASK_RETRIES,
     TASKS_EXPIRED,
+    DegradedCollector,
     beat_metrics,
     worker_series_initialize,
 )
 from lookout.observability.server import metrics_server_start
+from lookout.scheduling.lock import current_lock
+from lookout.scheduling.schedules import PROBE_TASK
 
 # Beat ticks at least every second (CELERY_BEAT_MAX_LOOP_INTERVAL), a standby every few seconds: a loop
 # silent for this long is wedged, and a liveness probe should restart it.
@@ -27,8 +38,6 @@ BEAT_STALE_SECONDS = 60.0
 
 def beat_health(service: Any) -> tuple[bool, str]:
     """Alive while the loop ticks; the body says whether this beat holds the single-beat lock."""
-    from lookout.scheduling.lock import current_lock
-
     # Celery's beat Service stamps _last_tick on every pass (its own remote-control staleness check reads it).
     last_tick = getattr(service, "_last_tick", None)
     if last_tick is not None and time.monotonic() - last_tick > BEAT_STALE_SECONDS:
@@ -45,8 +54,6 @@ def beat_health(service: Any) -> tuple[bool, str]:
 
 def beat_readiness() -> tuple[bool, str]:
     """Ready while the database answers: without it beat can neither hold the lock nor read schedules."""
-    from django.db import connection
-
     try:
         return database_ok()
     finally:
@@ -54,8 +61,6 @@ def beat_readiness() -> tuple[bool, str]:
 
 
 def _in_flight() -> float:
-    from celery.worker import state
-
     return len(state.active_requests)
 
 
@@ -68,6 +73,7 @@ def worker_metrics_start(sender: Any = None, **_: Any) -> None:
         tasks=[name for name in sender.app.tasks if name.startswith("lookout.")],
         concurrency=int(sender.concurrency or 0), in_flight=_in_flight, loop_age=consumer_state.loop_age,
         broker_connected=lambda: 1 if consumer_state.connected else 0,
+        delivery_labels=[(kind, outcome) for kind in ChannelKind.values for outcome in AttemptOutcome.values],
     )
     # Workers export fleet-wide series only: per-monitor ones would be duplicated by every replica.
     metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9540), include_monitors=False,
@@ -106,8 +112,6 @@ def task_expired_count(sender: Any = None, expired: bool = False, **_: Any) -> N
 
 @beat_init.connect
 def beat_metrics_start(sender: Any = None, **_: Any) -> None:
-    from lookout.scheduling.lock import current_lock
-    from lookout.scheduling.schedules import PROBE_TASK
 
     def dispatching() -> bool:
         lock = current_lock()
@@ -120,3 +124,15 @@ def beat_metrics_start(sender: Any = None, **_: Any) -> None:
     # Per-monitor series only from the beat that dispatches: a hot standby would double every one of them.
     metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), include_monitors=dispatching,
                          health=lambda: beat_health(sender), readiness=beat_readiness)
+
+
+def _degraded() -> bool:
+    # The metrics thread serves no Django requests: nothing else drops a connection the database closed.
+    close_old_connections()
+    return guard_degraded()
+
+
+@beat_init.connect
+def degraded_metric_register(**_: Any) -> None:
+    """Beat serves lookout_degraded: the one process that runs exactly once, like the per-monitor series."""
+    REGISTRY.register(DegradedCollector(_degraded))

@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from lookout.scheduling.crontab import crontab_fields, timezone_validate
+from lookout.core.crontab import crontab_fields, timezone_validate
 
 
 class RejectUnknownFieldsMixin:

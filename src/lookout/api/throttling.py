@@ -11,7 +11,7 @@ from typing import Any
 from rest_framework import throttling
 from rest_framework.request import Request
 
-from lookout.monitors.rate_limits import rate_counter_hit
+from lookout.core.rate_counters import rate_counter_hit
 
 
 class FixedWindowThrottle(throttling.SimpleRateThrottle):

@@ -1,0 +1,189 @@
+"""Recording probe results: the result row, the monitor's state (the state machine, in the same transaction,
+under the monitor's row lock), and once-only events such as an expiring certificate."""
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+
+from lookout.alerting.notifications import event_notify
+from lookout.alerting.state import MonitorStateChange, monitor_state_apply, monitor_state_next
+from lookout.monitors.models import EventKind, Monitor, MonitorEvent, ProbeResult
+from lookout.probes.engine import Outcome, TlsFacts
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """What a finished probe reports, as recorded against its monitor."""
+
+    checked_at: datetime
+    success: bool
+    status_code: int | None
+    response_time_ms: float
+    error: str
+    task_id: str
+    phases: Mapping[str, float] = field(default_factory=dict)
+    tls: Mapping[str, Any] | None = None  # JSON-ready certificate facts
+    tls_not_after: datetime | None = None
+    tls_fingerprint: str = ""
+    failed_condition: str = ""
+
+
+def tls_facts_json(facts: TlsFacts) -> dict[str, Any]:
+    return {"not_after": facts.not_after.isoformat(), "not_before": facts.not_before.isoformat(),
+            "issuer": facts.issuer, "subject": facts.subject, "days_left": round(facts.days_left, 2),
+            "version": facts.version, "verified": facts.verified}
+
+
+def tls_fingerprint(facts: TlsFacts) -> str:
+    """Identifies one certificate (a renewal changes it), so an expiry warning goes out once per certificate."""
+    identity = f"{facts.subject}|{facts.issuer}|{facts.not_before.isoformat()}|{facts.not_after.isoformat()}"
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+def probe_record(outcome: Outcome, *, task_id: str) -> ProbeRecord:
+    return ProbeRecord(
+        checked_at=outcome.started_at, success=outcome.success, status_code=outcome.status_code,
+        response_time_ms=outcome.response_time_ms, error=outcome.error, task_id=task_id,
+        phases={phase: round(seconds * 1000, 3) for phase, seconds in outcome.phases.items()},
+        tls=tls_facts_json(outcome.tls) if outcome.tls else None,
+        tls_not_after=outcome.tls.not_after if outcome.tls else None,
+        tls_fingerprint=tls_fingerprint(outcome.tls) if outcome.tls else "",
+        failed_condition=outcome.failed_condition or "",
+    )
+
+
+# Monitor columns a recorded result writes: the probe's facts, its certificate and the state machine's.
+_RESULT_FIELDS = ("last_checked_at", "last_response_time_ms", "last_phases", "tls_not_after", "tls_fingerprint",
+                  "health", "consecutive_failures", "consecutive_successes", "streak_started_at", "status")
+# What recording reads of a locked monitor: the state machine's inputs, the columns it writes back as read, and
+# what alerts say of the monitor. Not the rest: under gevent every packet of a batch's rows costs the writer a
+# turn of the event loop, and full rows (headers, body, conditions) made a batch's lock several times slower.
+_RECORD_READS = ("enabled", "status", "health", "consecutive_failures", "consecutive_successes", "streak_started_at",
+                 "failure_threshold", "recovery_threshold", "last_checked_at", "tls_expiry_days", "tls_not_after",
+                 "tls_fingerprint", "owner", "name", "type", "url")
+
+
+def probe_result_record(*, monitor_id: int, record: ProbeRecord) -> ProbeResult | None:
+    """Store a probe's result and move the monitor's state; None if the monitor was deleted meanwhile."""
+    return probe_results_record(records=[(monitor_id, record)])[0]
+
+
+@transaction.atomic
+def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[ProbeResult | None]:
+    """Store probes' results and move their monitors' states in one transaction (a worker's batch).
+
+    Returns each record's stored result, in order; None where the monitor was deleted meanwhile.
+    """
+    # The row locks order concurrent results (a check-now beside a scheduled probe) and pause/resume. One
+    # statement takes them in id order, so two batches locking some of the same monitors never deadlock.
+    monitors = {monitor.pk: monitor for monitor in Monitor.objects.select_for_update().only(*_RECORD_READS)
+                .filter(pk__in={monitor_id for monitor_id, _ in records}).order_by("pk")}
+    results = [_probe_result(monitor=monitors[monitor_id], record=record) if monitor_id in monitors else None
+               for monitor_id, record in records]
+    ProbeResult.objects.bulk_create([result for result in results if result is not None])
+    # Each monitor's results in the order they were checked. Round k applies every monitor's k-th (a batch seldom
+    # holds two of one monitor), writes the rows, then opens or closes incidents: as one result per transaction.
+    by_monitor: dict[int, list[tuple[ProbeRecord, ProbeResult]]] = {}
+    for (monitor_id, record), result in zip(records, results, strict=True):
+        if result is not None:
+            by_monitor.setdefault(monitor_id, []).append((record, result))
+    ordered = [sorted(pairs, key=lambda pair: pair[0].checked_at) for _, pairs in sorted(by_monitor.items())]
+    for k in range(max(map(len, ordered), default=0)):
+        moved: list[Monitor] = []
+        changes: list[tuple[Monitor, MonitorStateChange, ProbeResult]] = []
+        for pairs in ordered:
+            if k >= len(pairs):
+                continue
+            record, result = pairs[k]
+            monitor = monitors[result.monitor_id]
+            # A result that finishes after a newer one must not roll the monitor's state back.
+            if monitor.last_checked_at is not None and record.checked_at < monitor.last_checked_at:
+                continue
+            change = _monitor_advance(monitor=monitor, record=record, result=result)
+            moved.append(monitor)
+            if change is not None:
+                changes.append((monitor, change, result))
+        _monitors_result_save(monitors=moved)
+        for monitor, change, result in changes:
+            monitor_state_apply(monitor=monitor, change=change, result=result)
+    return results
+
+
+def _probe_result(*, monitor: Monitor, record: ProbeRecord) -> ProbeResult:
+    return ProbeResult(
+        monitor=monitor, checked_at=record.checked_at, success=record.success,
+        status_code=record.status_code, response_time_ms=record.response_time_ms,
+        error=record.error[:2000], task_id=record.task_id, phases=dict(record.phases),
+        tls=dict(record.tls) if record.tls else None, failed_condition=record.failed_condition[:500],
+    )
+
+
+def _monitor_advance(*, monitor: Monitor, record: ProbeRecord, result: ProbeResult) -> MonitorStateChange | None:
+    """Move the locked monitor, in memory, to its newest result; the state change, None for a paused monitor."""
+    fields: dict[str, Any] = {"last_checked_at": record.checked_at, "last_response_time_ms": record.response_time_ms,
+                              "last_phases": dict(record.phases)}
+    if record.tls_not_after is not None:
+        fields["tls_not_after"] = record.tls_not_after
+        fields["tls_fingerprint"] = record.tls_fingerprint
+        tls_expiry_check(monitor=monitor, record=record)
+    change = None
+    if monitor.enabled:  # a paused monitor keeps its status: results are recorded, its state does not move
+        # Confirmed transitions only (failure_threshold, recovery_threshold), in this same transaction.
+        change = monitor_state_next(monitor=monitor, result=result)
+        fields.update(change.fields)
+    for name, value in fields.items():
+        setattr(monitor, name, value)
+    return change
+
+
+def _monitors_result_save(*, monitors: list[Monitor]) -> None:
+    """Write the result fields of monitors locked by the caller, from their attributes.
+
+    On PostgreSQL one UPDATE from arrays, as Django's bulk_create inserts (its SQL is the same for any number of
+    rows, so it is parsed and planned cheaply); bulk_update's CASE per row and field costs ~2 ms of CPU a row to
+    compile (measured). Fields a result did not change are written back as read: the rows are locked.
+    """
+    if not monitors:
+        return
+    fields = [Monitor._meta.get_field(name) for name in _RESULT_FIELDS]
+    if connection.vendor != "postgresql":  # lookout dev's SQLite
+        for monitor in monitors:
+            Monitor.objects.filter(pk=monitor.pk).update(**{f.attname: getattr(monitor, f.attname) for f in fields})
+        return
+    columns = [Monitor._meta.pk, *fields]
+    quote = connection.ops.quote_name
+    # As bulk_create: no length in the array types (varchar[], not varchar(16)[]).
+    arrays = ", ".join(f"(%s)::{column.db_type(connection).split('(')[0]}[]" for column in columns)
+    sql = (f"UPDATE {quote(Monitor._meta.db_table)} AS m SET "
+           + ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+           + f" FROM UNNEST({arrays}) AS v({', '.join(quote(column.column) for column in columns)})"
+           + f" WHERE m.{quote(columns[0].column)} = v.{quote(columns[0].column)}")
+    # Only JSON needs adapting for psycopg (Django's preparation of the others is a costly no-op on PostgreSQL).
+    json = {column for column in columns if column.get_internal_type() == "JSONField"}
+    params = [[column.get_db_prep_save(getattr(monitor, column.attname), connection) if column in json
+               else getattr(monitor, column.attname) for monitor in monitors] for column in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def tls_expiry_check(*, monitor: Monitor, record: ProbeRecord) -> None:
+    """Raise a tls.expiring event once per certificate that expires within the monitor's tls_expiry_days."""
+    if not monitor.tls_expiry_days or record.tls_not_after is None:
+        return
+    left = record.tls_not_after - record.checked_at
+    if left > timedelta(days=monitor.tls_expiry_days):
+        return
+    # Race-free under the monitor's row lock (the caller's): get_or_create tells whether the event is new.
+    event, created = MonitorEvent.objects.get_or_create(
+        monitor=monitor, kind=EventKind.TLS_EXPIRING, key=record.tls_fingerprint,
+        defaults={"data": {"not_after": record.tls_not_after.isoformat(),
+                           "days_left": round(left.total_seconds() / 86400, 2),
+                           **({"subject": record.tls["subject"], "issuer": record.tls["issuer"]}
+                              if record.tls else {})}},
+    )
+    if created:
+        event_notify(event=event)
