@@ -5,6 +5,7 @@ their down alerts are held back. An incident still open when the window ends get
 that recovered inside the window never alerts (nor its recovery).
 """
 
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,9 +18,11 @@ from django.utils import timezone
 
 from lookout.alerting.incidents import incident_deferred_release
 from lookout.alerting.models import Incident, MaintenanceWindow
-from lookout.core.crontab import crontab_fields
+from lookout.core.crontab import crontab_fields, timezone_validate
+from lookout.core.errors import ValidationFailed
 from lookout.monitors.models import Monitor, MonitorStatus
 
+MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 7 * 24 * 3600
 _MINUTE = timedelta(minutes=1)
 
@@ -111,16 +114,84 @@ def maintenance_sync(*, now: datetime | None = None) -> tuple[int, int, int]:
 # --- services for the API -------------------------------------------------------------------------------------
 
 
-def window_create(*, owner: AbstractBaseUser, **fields: Any) -> MaintenanceWindow:
-    window = MaintenanceWindow.objects.create(owner=owner, **fields)
+@dataclass(frozen=True, kw_only=True)
+class WindowSpec:
+    name: str = ""
+    monitor: int | None = None  # one of the owner's monitors (its id); None: all of them
+    starts_at: datetime | None = None  # a one-off window: starts_at..ends_at
+    ends_at: datetime | None = None
+    cron: str | None = None  # a recurring one: each occurrence starts at cron, in timezone, for duration_seconds
+    timezone: str = "UTC"
+    duration_seconds: int | None = None
+
+
+def window_spec(window: MaintenanceWindow) -> WindowSpec:
+    """The window as it stands: change it with dataclasses.replace and pass it to window_update."""
+    return WindowSpec(name=window.name, monitor=window.monitor_id, starts_at=window.starts_at, ends_at=window.ends_at,
+                      cron=window.cron, timezone=window.timezone, duration_seconds=window.duration_seconds)
+
+
+def _window_validate(spec: WindowSpec, *, owner: AbstractBaseUser) -> WindowSpec:
+    """The spec as stored (normalized crontab), or ValidationFailed naming each field that breaks a rule."""
+    errors: dict[str, list[str]] = {}
+    if len(spec.name) > 200:
+        errors["name"] = ["Ensure this field has no more than 200 characters."]
+    if spec.monitor is not None and not Monitor.objects.filter(pk=spec.monitor, owner=owner).exists():
+        errors["monitor"] = [f'Invalid pk "{spec.monitor}" - object does not exist.']
+    try:
+        timezone_validate(spec.timezone)
+    except ValueError as exc:
+        errors["timezone"] = [str(exc)]
+    one_off = spec.starts_at is not None or spec.ends_at is not None
+    recurring = spec.cron is not None or spec.duration_seconds is not None
+    cron = spec.cron
+    if one_off == recurring:
+        errors["non_field_errors"] = [
+            "Give either starts_at and ends_at (a one-off window) or cron and duration_seconds (a recurring one); "
+            "send null for the other kind's fields."]
+    elif one_off:
+        for name in ("starts_at", "ends_at"):
+            if getattr(spec, name) is None:
+                errors[name] = ["Required for a one-off window."]
+        if spec.starts_at is not None and spec.ends_at is not None and spec.ends_at <= spec.starts_at:
+            errors["ends_at"] = ["The window must end after it starts."]
+    else:
+        for name in ("cron", "duration_seconds"):
+            if getattr(spec, name) is None:
+                errors[name] = ["Required for a recurring window."]
+        if cron is not None:
+            try:
+                crontab_fields(cron)
+                cron = " ".join(cron.split())
+            except ValueError as exc:
+                errors["cron"] = [str(exc)]
+        duration = spec.duration_seconds
+        if duration is not None and not MIN_DURATION_SECONDS <= duration <= MAX_DURATION_SECONDS:
+            errors["duration_seconds"] = [f"Must be between {MIN_DURATION_SECONDS} and {MAX_DURATION_SECONDS}."]
+    if errors:
+        raise ValidationFailed(errors)
+    return replace(spec, cron=cron)
+
+
+def _window_values(spec: WindowSpec) -> dict[str, Any]:
+    values = {spec_field.name: getattr(spec, spec_field.name) for spec_field in fields(WindowSpec)}
+    values["monitor_id"] = values.pop("monitor")
+    return values
+
+
+def window_create(*, owner: AbstractBaseUser, spec: WindowSpec) -> MaintenanceWindow:
+    """Create a window; ValidationFailed changes nothing."""
+    window = MaintenanceWindow.objects.create(owner=owner, **_window_values(_window_validate(spec, owner=owner)))
     maintenance_sync()  # the window's monitors show `maintenance` at once, not at the next sweep
     return window
 
 
-def window_update(*, window: MaintenanceWindow, changes: dict[str, Any]) -> MaintenanceWindow:
-    for name, value in changes.items():
+def window_update(*, window: MaintenanceWindow, spec: WindowSpec) -> MaintenanceWindow:
+    """Make the window what `spec` says (start from window_spec(window)); ValidationFailed changes nothing."""
+    values = _window_values(_window_validate(spec, owner=window.owner))
+    for name, value in values.items():
         setattr(window, name, value)
-    window.save(update_fields=list(changes))
+    window.save(update_fields=list(values))
     maintenance_sync()
     return window
 

@@ -1,35 +1,102 @@
-"""Channel services: create, change, delete, test."""
+"""Channel services: create, change, delete, test. Every rule a channel obeys is checked here, whoever calls."""
 
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import EmailValidator
 from django.db import transaction
 from django.utils import timezone
 
 from lookout.alerting.delivery import channel_send, message_for, notification_claim, notification_settle
-from lookout.alerting.models import AlertEvent, Channel, Notification, NotificationState
+from lookout.alerting.models import AlertEvent, Channel, ChannelKind, Notification, NotificationState
 from lookout.alerting.notifications import link
 from lookout.core.encryption import secret_encrypt
+from lookout.core.errors import ValidationFailed
+from lookout.core.target_policy import target_url_check
+from lookout.monitors.models import MonitorType
 
 # Changing where a channel points (or its secret) is the fix for a failing one: it gets alerts again.
 _TARGET_FIELDS = {"address", "url", "secret"}
+MAX_LENGTHS = {"name": 200, "address": 254, "url": 2048, "secret": 256}
+_email = EmailValidator()
 
 
-def _stored(fields: dict[str, Any]) -> dict[str, Any]:
-    stored = dict(fields)
-    if "secret" in stored:
-        stored["secret"] = secret_encrypt(stored["secret"] or "")
-    return stored
+@dataclass(frozen=True, kw_only=True)
+class ChannelSpec:
+    name: str
+    kind: str
+    address: str = ""  # email
+    url: str = ""  # webhook, slack
+    secret: str | None = None  # webhook: signs the body; write-only, stored encrypted. None: unchanged
+    is_default: bool = False
+    system_events: bool = False  # staff only
 
 
-def channel_create(*, owner: AbstractBaseUser, **fields: Any) -> Channel:
-    return Channel.objects.create(owner=owner, **_stored(fields))
+def channel_spec(channel: Channel) -> ChannelSpec:
+    """The channel as it stands: change it with dataclasses.replace and pass it to channel_update."""
+    return ChannelSpec(**{spec_field.name: getattr(channel, spec_field.name) for spec_field in fields(ChannelSpec)
+                          if spec_field.name != "secret"})
+
+
+def _channel_validate(spec: ChannelSpec, *, owner: AbstractBaseUser, current: Channel | None) -> None:
+    errors: dict[str, list[str]] = {}
+
+    def add(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    for name, limit in MAX_LENGTHS.items():
+        value = getattr(spec, name)
+        if value is not None and len(value) > limit:
+            add(name, f"Ensure this field has no more than {limit} characters.")
+    if not spec.name:
+        add("name", "This field may not be blank.")
+    if spec.kind not in ChannelKind.values:
+        add("kind", f'"{spec.kind}" is not a valid choice.')
+    elif current is not None and spec.kind != current.kind:
+        add("kind", "The kind of a channel cannot change; create a new one.")
+    elif spec.kind == ChannelKind.EMAIL:
+        try:
+            _email(spec.address)
+        except DjangoValidationError:
+            add("address", "Enter a valid email address.")
+        if spec.url:
+            add("url", "An email channel has an address, not a url.")
+    else:
+        if current is None or spec.url != current.url:
+            try:
+                target_url_check(MonitorType.HTTP, spec.url)
+            except ValueError as exc:
+                add("url", str(exc))
+        if spec.address:
+            add("address", f"A {spec.kind} channel has a url, not an address.")
+    if spec.secret and spec.kind != ChannelKind.WEBHOOK:
+        add("secret", "Only webhook channels sign their messages.")
+    if spec.system_events and not getattr(owner, "is_staff", False) and not (current and current.system_events):
+        add("system_events", "Only staff users' channels receive installation events.")
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def channel_create(*, owner: AbstractBaseUser, spec: ChannelSpec) -> Channel:
+    """Create a channel; ValidationFailed changes nothing."""
+    _channel_validate(spec, owner=owner, current=None)
+    return Channel.objects.create(owner=owner, **{**vars(replace(spec, secret=None)),
+                                                  "secret": secret_encrypt(spec.secret or "")})
 
 
 @transaction.atomic
-def channel_update(*, channel: Channel, changes: dict[str, Any]) -> Channel:
-    locked = Channel.objects.select_for_update().get(pk=channel.pk)
-    changes = _stored(changes)
+def channel_update(*, channel: Channel, spec: ChannelSpec) -> Channel:
+    """Make the channel what `spec` says (start from channel_spec(channel)); ValidationFailed changes nothing."""
+    locked = Channel.objects.select_for_update().select_related("owner").get(pk=channel.pk)
+    _channel_validate(spec, owner=locked.owner, current=locked)
+    current = channel_spec(locked)
+    changes: dict[str, Any] = {spec_field.name: getattr(spec, spec_field.name) for spec_field in fields(ChannelSpec)
+                               if spec_field.name != "secret"
+                               and getattr(spec, spec_field.name) != getattr(current, spec_field.name)}
+    if spec.secret is not None:
+        changes["secret"] = secret_encrypt(spec.secret)
     if _TARGET_FIELDS & changes.keys():
         changes.update(failing_since=None, failing_reason="")
     for name, value in changes.items():

@@ -20,6 +20,7 @@ from django.utils import timezone as django_timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from lookout.core.crontab import crontab_fields
+from lookout.core.errors import Conflict, Refused
 from lookout.scheduling.schedules import PROBE_TASK
 
 PERIOD_SECONDS = {IntervalSchedule.SECONDS: 1, IntervalSchedule.MINUTES: 60, IntervalSchedule.HOURS: 3600,
@@ -31,7 +32,7 @@ class Interval(TypedDict):
     period: str
 
 
-class PeriodicTaskRefused(ValueError):
+class PeriodicTaskRefused(Refused):
     """The change is not allowed; the message says why, for the API client."""
 
 
@@ -92,7 +93,7 @@ def periodic_task_create(*, name: str, task: str, interval: Interval | None = No
     if task not in allowed_tasks():
         raise PeriodicTaskRefused(f"{task!r} is not a task that can be scheduled here.")
     if PeriodicTask.objects.filter(name=name).exists():
-        raise PeriodicTaskRefused(f"A periodic task named {name!r} exists.")
+        raise Conflict(f"A periodic task named {name!r} exists.")
     return PeriodicTask.objects.create(name=name, task=task, enabled=enabled, description=description,
                                        start_time=django_timezone.now() if enabled else None,
                                        **_schedule_values(interval=interval, crontab=crontab, tz=timezone))

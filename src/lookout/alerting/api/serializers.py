@@ -1,8 +1,5 @@
-from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import EmailValidator
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -19,10 +16,7 @@ from lookout.alerting.models import (
     NotificationState,
 )
 from lookout.api.input import CrontabField, RejectUnknownFieldsMixin, StrictIntegerField, TimeZoneField
-from lookout.core.target_policy import target_url_check
-from lookout.monitors.models import Monitor, MonitorType
-
-_email = EmailValidator()
+from lookout.monitors.models import Monitor
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -64,38 +58,6 @@ class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
 
     def get_failing(self, channel: Channel) -> bool:
         return channel.failing_since is not None
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        instance: Channel | None = self.instance
-
-        def current(name: str) -> Any:
-            return attrs[name] if name in attrs else getattr(instance, name, "")
-
-        if instance is not None and attrs.get("kind", instance.kind) != instance.kind:
-            raise serializers.ValidationError({"kind": ["The kind of a channel cannot change; create a new one."]})
-        kind = current("kind")
-        if kind == ChannelKind.EMAIL:
-            try:
-                _email(current("address") or "")
-            except DjangoValidationError as exc:
-                raise serializers.ValidationError({"address": ["Enter a valid email address."]}) from exc
-            if current("url"):
-                raise serializers.ValidationError({"url": ["An email channel has an address, not a url."]})
-        else:
-            if instance is None or "url" in attrs:
-                try:
-                    target_url_check(MonitorType.HTTP, current("url") or "")
-                except ValueError as exc:
-                    raise serializers.ValidationError({"url": [str(exc)]}) from exc
-            if current("address"):
-                raise serializers.ValidationError({"address": [f"A {kind} channel has a url, not an address."]})
-        if attrs.get("secret") and kind != ChannelKind.WEBHOOK:
-            raise serializers.ValidationError({"secret": ["Only webhook channels sign their messages."]})
-        request = self.context.get("request")
-        if attrs.get("system_events") and not (request and request.user.is_staff):
-            raise serializers.ValidationError(
-                {"system_events": ["Only staff users' channels receive installation events."]})
-        return attrs
 
 
 class ChannelTestSerializer(serializers.Serializer):
@@ -176,30 +138,3 @@ class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, serializers.ModelSer
 
     def get_active(self, window: MaintenanceWindow) -> bool:
         return window_active(window, now=timezone.now())
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        instance: MaintenanceWindow | None = self.instance
-
-        def current(name: str) -> Any:
-            return attrs[name] if name in attrs else getattr(instance, name, None)
-
-        starts_at: datetime | None = current("starts_at")
-        ends_at: datetime | None = current("ends_at")
-        one_off = starts_at is not None or ends_at is not None
-        recurring = current("cron") is not None or current("duration_seconds") is not None
-        if one_off == recurring:
-            raise serializers.ValidationError({"non_field_errors": [
-                "Give either starts_at and ends_at (a one-off window) or cron and duration_seconds (a recurring "
-                "one); send null for the other kind's fields."]})
-        if one_off:
-            missing = [name for name, value in (("starts_at", starts_at), ("ends_at", ends_at)) if value is None]
-            if missing:
-                raise serializers.ValidationError({name: ["Required for a one-off window."] for name in missing})
-            assert starts_at is not None and ends_at is not None
-            if ends_at <= starts_at:
-                raise serializers.ValidationError({"ends_at": ["The window must end after it starts."]})
-        else:
-            missing = [name for name in ("cron", "duration_seconds") if current(name) is None]
-            if missing:
-                raise serializers.ValidationError({name: ["Required for a recurring window."] for name in missing})
-        return attrs

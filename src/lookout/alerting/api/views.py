@@ -1,5 +1,8 @@
 """Thin API views for channels, incidents, notifications and maintenance windows."""
 
+from dataclasses import replace
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, viewsets
@@ -34,11 +37,12 @@ class ChannelViewSet(viewsets.ModelViewSet):
         return selectors.channel_list(owner=self.request.user)
 
     def perform_create(self, serializer: ChannelSerializer) -> None:
-        serializer.instance = services.channel_create(owner=self.request.user, **serializer.validated_data)
+        serializer.instance = services.channel_create(owner=self.request.user,
+                                                      spec=services.ChannelSpec(**serializer.validated_data))
 
     def perform_update(self, serializer: ChannelSerializer) -> None:
-        serializer.instance = services.channel_update(channel=serializer.instance,
-                                                      changes=dict(serializer.validated_data))
+        spec = replace(services.channel_spec(serializer.instance), **serializer.validated_data)
+        serializer.instance = services.channel_update(channel=serializer.instance, spec=spec)
 
     def perform_destroy(self, instance: Channel) -> None:
         services.channel_delete(channel=instance)
@@ -113,11 +117,20 @@ class MaintenanceWindowViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixi
         return maintenance.window_list(owner=self.request.user)
 
     def perform_create(self, serializer: MaintenanceWindowSerializer) -> None:
-        serializer.instance = maintenance.window_create(owner=self.request.user, **serializer.validated_data)
+        serializer.instance = maintenance.window_create(
+            owner=self.request.user, spec=maintenance.WindowSpec(**_window_fields(serializer.validated_data)))
 
     def perform_update(self, serializer: MaintenanceWindowSerializer) -> None:
-        serializer.instance = maintenance.window_update(window=serializer.instance,
-                                                        changes=dict(serializer.validated_data))
+        spec = replace(maintenance.window_spec(serializer.instance), **_window_fields(serializer.validated_data))
+        serializer.instance = maintenance.window_update(window=serializer.instance, spec=spec)
 
     def perform_destroy(self, instance: MaintenanceWindow) -> None:
         maintenance.window_delete(window=instance)
+
+
+def _window_fields(validated: dict[str, Any]) -> dict[str, Any]:
+    """Serializer output as WindowSpec fields: the monitor by id."""
+    fields = dict(validated)
+    if fields.get("monitor") is not None:
+        fields["monitor"] = fields["monitor"].pk
+    return fields

@@ -1,4 +1,5 @@
-"""Staff-only API over periodic tasks (the maintenance tasks' schedules are data too)."""
+"""Staff-only API over periodic tasks (the maintenance tasks' schedules are data too). The services' refusals
+become 400/409 in lookout.api.errors."""
 
 from django.db.models import QuerySet
 from django_celery_beat.models import PeriodicTask
@@ -11,10 +12,6 @@ from rest_framework.response import Response
 
 from lookout.scheduling import periodic_tasks
 from lookout.scheduling.api.serializers import PeriodicTaskSerializer
-
-
-def _refused(exc: periodic_tasks.PeriodicTaskRefused) -> Response:
-    return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
 
 class PeriodicTaskViewSet(viewsets.ModelViewSet):
@@ -30,10 +27,7 @@ class PeriodicTaskViewSet(viewsets.ModelViewSet):
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            task = periodic_tasks.periodic_task_create(**serializer.validated_data)
-        except periodic_tasks.PeriodicTaskRefused as exc:
-            return _refused(exc)
+        task = periodic_tasks.periodic_task_create(**serializer.validated_data)
         return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args, **kwargs) -> Response:
@@ -43,10 +37,7 @@ class PeriodicTaskViewSet(viewsets.ModelViewSet):
         return self._change(task, dict(serializer.validated_data))
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
-        try:
-            periodic_tasks.periodic_task_delete(task=self.get_object())
-        except periodic_tasks.PeriodicTaskRefused as exc:
-            return _refused(exc)
+        periodic_tasks.periodic_task_delete(task=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=PeriodicTaskSerializer)
@@ -60,8 +51,5 @@ class PeriodicTaskViewSet(viewsets.ModelViewSet):
         return self._change(self.get_object(), {"enabled": False})
 
     def _change(self, task: PeriodicTask, changes: dict) -> Response:
-        try:
-            periodic_tasks.periodic_task_update(task=task, changes=changes)
-        except periodic_tasks.PeriodicTaskRefused as exc:
-            return _refused(exc)
+        periodic_tasks.periodic_task_update(task=task, changes=changes)
         return Response(self.get_serializer(self.get_queryset().get(pk=task.pk)).data)
