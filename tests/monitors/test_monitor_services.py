@@ -1,28 +1,21 @@
 """Monitor services called directly: a monitor and its PeriodicTask change together; results move state."""
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from django.db import DataError, IntegrityError, transaction
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
-from lookout.monitors import services
-from lookout.monitors.models import Monitor, MonitorStatus, ProbeResult
-from lookout.monitors.services import ProbeRecord
+from lookout.monitors import rules, services
+from lookout.monitors.models import Monitor, MonitorStatus
+from lookout.monitors.spec import monitor_spec
+from lookout.probes import results
+from support.results import new_monitor, record
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def new_monitor(owner, **fields) -> Monitor:
-    return services.monitor_create(owner=owner, **{"name": "Example", "url": "https://example.com/",
-                                                   "interval": 60, **fields})
-
-
-def record(*, at: datetime, success: bool = True, elapsed_ms: float = 42.0, task_id: str = "t") -> ProbeRecord:
-    return ProbeRecord(checked_at=at, success=success, status_code=200 if success else 503,
-                       response_time_ms=elapsed_ms, error="" if success else "HTTP 503", task_id=task_id)
 
 
 # --- one transaction for a monitor and its schedule -----------------------------------------------------------
@@ -38,21 +31,31 @@ def test_a_rolled_back_create_leaves_no_periodic_task(alice):
     assert PeriodicTask.objects.count() == 0
 
 
-def test_a_monitor_row_that_fails_to_insert_takes_its_new_periodic_task_with_it(alice):
-    # Both interval and cron: the database's check constraint refuses the monitor, after the task was inserted.
+def test_a_monitor_row_that_fails_to_insert_takes_its_new_periodic_task_with_it(alice, monkeypatch):
+    # The task is inserted first; then the database refuses the monitor's row.
+    def failing_save(*args, **kwargs):
+        raise IntegrityError("the row was refused")
+
+    monkeypatch.setattr(Monitor, "save", failing_save)
     with pytest.raises(IntegrityError):
-        new_monitor(alice, cron="* * * * *")
+        new_monitor(alice)
+    monkeypatch.undo()
 
     assert Monitor.objects.count() == 0
     assert PeriodicTask.objects.count() == 0
 
 
-def test_an_update_that_fails_after_the_schedule_changed_leaves_the_old_schedule(alice):
+def test_an_update_that_fails_after_the_schedule_changed_leaves_the_old_schedule(alice, monkeypatch):
     monitor = new_monitor(alice, interval=60)
 
-    # The schedule is saved first; the monitor's own save then fails on the name's column size.
+    # The schedule is saved first; the monitor's own save then fails (as on a lost connection).
+    def failing_save(*args, **kwargs):
+        raise DataError("the row could not be written")
+
+    monkeypatch.setattr(Monitor, "save", failing_save)
     with pytest.raises(DataError):
-        services.monitor_update(monitor=monitor, changes={"interval": 30, "name": "n" * 201})
+        services.monitor_update(monitor=monitor, spec=replace(monitor_spec(monitor), interval=30))
+    monkeypatch.undo()
 
     monitor.refresh_from_db()
     task = PeriodicTask.objects.get(pk=monitor.periodic_task_id)
@@ -64,7 +67,7 @@ def test_schedule_changes_bump_beats_change_marker(alice):
     monitor = new_monitor(alice)
     PeriodicTasks.objects.update(last_update=T0)
 
-    services.monitor_update(monitor=monitor, changes={"interval": 30})
+    services.monitor_update(monitor=monitor, spec=replace(monitor_spec(monitor), interval=30))
 
     # Beat reloads its schedule when this moves: the change takes effect without restarting beat.
     assert PeriodicTasks.last_change() > T0
@@ -102,76 +105,16 @@ def test_pausing_twice_is_harmless(alice):
 
 
 def test_a_create_without_a_timeout_gets_the_default_and_an_explicit_one_is_kept(alice):
-    assert new_monitor(alice).timeout == services.DEFAULT_TIMEOUT
+    assert new_monitor(alice).timeout == rules.DEFAULT_TIMEOUT
     assert new_monitor(alice, timeout=2.5).timeout == 2.5
-    assert new_monitor(alice, interval=None, cron="0 * * * *").timeout == services.DEFAULT_TIMEOUT
-
-
-# --- probe_result_record ------------------------------------------------------------------------------------
-
-
-def test_a_success_is_recorded_and_the_monitor_is_up(alice):
-    monitor = new_monitor(alice)
-
-    result = services.probe_result_record(monitor_id=monitor.pk, record=record(at=T0, elapsed_ms=87.5,
-                                                                                task_id="abc"))
-
-    assert result is not None
-    stored = ProbeResult.objects.get(pk=result.pk)
-    assert (stored.monitor_id, stored.checked_at, stored.success, stored.status_code, stored.response_time_ms,
-            stored.task_id) == (monitor.pk, T0, True, 200, 87.5, "abc")
-    monitor.refresh_from_db()
-    assert (monitor.status, monitor.last_checked_at, monitor.last_response_time_ms) == ("up", T0, 87.5)
-
-
-def test_a_failure_is_recorded_and_the_monitor_is_down(alice):
-    monitor = new_monitor(alice, failure_threshold=1)  # one failure confirms it (the default asks for two)
-
-    result = services.probe_result_record(monitor_id=monitor.pk, record=record(at=T0, success=False))
-
-    assert (result.success, result.status_code, result.error) == (False, 503, "HTTP 503")
-    monitor.refresh_from_db()
-    assert (monitor.status, monitor.last_checked_at) == ("down", T0)
-
-
-def test_an_older_result_arriving_late_is_stored_but_does_not_roll_state_back(alice):
-    monitor = new_monitor(alice)
-    services.probe_result_record(monitor_id=monitor.pk, record=record(at=T0, success=True, elapsed_ms=10))
-
-    late = services.probe_result_record(monitor_id=monitor.pk,
-                                        record=record(at=T0 - timedelta(seconds=30), success=False, elapsed_ms=99))
-
-    assert late is not None and ProbeResult.objects.filter(monitor=monitor).count() == 2
-    monitor.refresh_from_db()
-    assert (monitor.status, monitor.last_checked_at, monitor.last_response_time_ms) == ("up", T0, 10)
-
-
-def test_a_result_for_a_paused_monitor_leaves_it_paused(alice):
-    monitor = new_monitor(alice)
-    services.monitor_pause(monitor=monitor)
-
-    result = services.probe_result_record(monitor_id=monitor.pk, record=record(at=T0, success=False))
-
-    assert result is not None
-    monitor.refresh_from_db()
-    assert monitor.status == MonitorStatus.PAUSED
-    assert monitor.last_checked_at == T0
-
-
-def test_a_result_for_a_deleted_monitor_is_dropped(alice):
-    monitor = new_monitor(alice)
-    monitor_id = monitor.pk
-    services.monitor_delete(monitor=monitor)
-
-    assert services.probe_result_record(monitor_id=monitor_id, record=record(at=T0)) is None
-    assert ProbeResult.objects.count() == 0
+    assert new_monitor(alice, interval=None, cron="0 * * * *").timeout == rules.DEFAULT_TIMEOUT
 
 
 def test_an_update_does_not_overwrite_a_state_recorded_meanwhile(alice):
     monitor = new_monitor(alice)  # this in-memory copy still says pending
-    services.probe_result_record(monitor_id=monitor.pk, record=record(at=T0))
+    results.probe_result_record(monitor_id=monitor.pk, record=record(at=T0))
 
-    updated = services.monitor_update(monitor=monitor, changes={"name": "renamed"})
+    updated = services.monitor_update(monitor=monitor, spec=replace(monitor_spec(monitor), name="renamed"))
 
     assert (updated.name, updated.status) == ("renamed", "up")
     monitor.refresh_from_db()

@@ -7,22 +7,13 @@ import pytest
 from lookout.alerting.models import Incident
 from lookout.monitors import services
 from lookout.monitors.models import EventKind, Monitor, MonitorEvent, MonitorStatus, ProbeResult
-from lookout.monitors.services import ProbeRecord
+from lookout.probes.results import probe_result_record, probe_results_record
+from support.results import new_monitor, record
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(seconds=60)
-
-
-def new_monitor(owner, **fields) -> Monitor:
-    return services.monitor_create(owner=owner, **{"name": "Example", "url": "https://example.com/",
-                                                   "interval": 60, **fields})
-
-
-def record(*, at: datetime, success: bool = True, task_id: str = "t", **fields) -> ProbeRecord:
-    return ProbeRecord(checked_at=at, success=success, status_code=200 if success else 503,
-                       response_time_ms=42.0, error="" if success else "HTTP 503", task_id=task_id, **fields)
 
 
 def test_a_batch_records_each_result_and_moves_each_monitors_own_state(alice):
@@ -33,7 +24,7 @@ def test_a_batch_records_each_result_and_moves_each_monitors_own_state(alice):
     deleted_id = deleted.pk
     services.monitor_delete(monitor=deleted)
 
-    results = services.probe_results_record(records=[
+    results = probe_results_record(records=[
         (healthy.pk, record(at=T0, task_id="a")), (deleted_id, record(at=T0, task_id="b")),
         (broken.pk, record(at=T0, success=False, task_id="c")), (paused.pk, record(at=T0, success=False, task_id="d")),
     ])
@@ -52,7 +43,7 @@ def test_two_results_of_one_monitor_in_a_batch_apply_in_the_order_they_were_chec
     monitor = new_monitor(alice, failure_threshold=1)
 
     # Given newest first: the failure at T0 still confirms the outage, the success a minute later ends it.
-    services.probe_results_record(records=[(monitor.pk, record(at=T0 + MINUTE, success=True)),
+    probe_results_record(records=[(monitor.pk, record(at=T0 + MINUTE, success=True)),
                                            (monitor.pk, record(at=T0, success=False))])
 
     monitor.refresh_from_db()
@@ -64,9 +55,9 @@ def test_two_results_of_one_monitor_in_a_batch_apply_in_the_order_they_were_chec
 def test_a_result_older_than_the_monitors_last_check_is_stored_but_moves_nothing_in_a_batch(alice):
     monitor = new_monitor(alice)
     other = new_monitor(alice)
-    services.probe_result_record(monitor_id=monitor.pk, record=record(at=T0))
+    probe_result_record(monitor_id=monitor.pk, record=record(at=T0))
 
-    services.probe_results_record(records=[(monitor.pk, record(at=T0 - MINUTE, success=False)),
+    probe_results_record(records=[(monitor.pk, record(at=T0 - MINUTE, success=False)),
                                            (other.pk, record(at=T0))])
 
     monitor.refresh_from_db()
@@ -79,7 +70,7 @@ def test_each_expiring_certificate_in_a_batch_raises_its_own_event_once(alice):
     first, second = new_monitor(alice, tls_expiry_days=14), new_monitor(alice, tls_expiry_days=14)
     expiring = {"tls_not_after": T0 + timedelta(days=3), "tls": {"subject": "CN=a", "issuer": "CN=ca"}}
 
-    services.probe_results_record(records=[
+    probe_results_record(records=[
         (first.pk, record(at=T0, tls_fingerprint="one", **expiring)),
         (second.pk, record(at=T0, tls_fingerprint="two", **expiring)),
         (first.pk, record(at=T0 + MINUTE, tls_fingerprint="one", **expiring)),
