@@ -1,78 +1,32 @@
-"""What the benchmarks share: a fresh database and RabbitMQ vhost, Lookout's environment, process helpers.
-
-Mirrors tests/support/stack.py (PostgreSQL on 127.0.0.1:5432 with trust auth, RabbitMQ on 127.0.0.1:5672 as
-guest), kept here so the benchmarks do not import the test tree.
+"""What the benchmarks share beyond tests/support/stack.py (the databases, vhosts, ports and processes the tests
+use too, imported as `support.stack` with tests/ on sys.path): a benchmark's environment, Django in this process
+for seeding, CPU and memory of processes from /proc, percentiles, bulk-seeded monitors.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-LOOKOUT = [sys.executable, "-m", "lookout.cli"]
-CELERY_APP = "lookout.config.celery_app"
+from support import stack
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def bench_environment(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
+    """A Lookout process's environment for a benchmark: text logs, a metrics port of its own."""
+    return stack.lookout_environment(database_url=database_url, broker_url=broker_url,
+                                     LOOKOUT_METRICS_PORT=str(stack.free_port()), LOOKOUT_LOG_FORMAT="text", **extra)
 
 
-def database_create(name: str) -> str:
-    import psycopg
+def run_services_drop(name: str, *, vhost: bool = True) -> None:
+    """At a benchmark's end: close this process's database connections, drop the run's database (and vhost)."""
+    try:
+        from django.db import connections
 
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
-def database_drop(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def vhost_create(name: str) -> str:
-    if not shutil.which("rabbitmqctl"):
-        raise SystemExit("rabbitmqctl not found: the benchmark needs a vhost of its own")
-    for args in (["delete_vhost", name], ["add_vhost", name],
-                 ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
-        subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60)
-    return f"amqp://guest:guest@127.0.0.1:5672/{name}"
-
-
-def vhost_delete(name: str) -> None:
-    if shutil.which("rabbitmqctl"):
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=60)
-
-
-def lookout_environment(database_url: str, broker_url: str, **extra: str) -> dict[str, str]:
-    """The parent's environment without Lookout/Django settings of its own, plus this run's."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("LOOKOUT_", "CELERY_", "DATABASE_", "DJANGO_", "SECRET_KEY", "PROMETHEUS_"))}
-    env.update(DATABASE_URL=database_url, CELERY_BROKER_URL=broker_url, SECRET_KEY=secrets.token_urlsafe(50),
-               LOOKOUT_MIN_INTERVAL="1", LOOKOUT_ALLOW_PRIVATE_TARGETS="1",
-               LOOKOUT_METRICS_TOKEN=secrets.token_urlsafe(16), LOOKOUT_METRICS_PORT=str(free_port()),
-               LOOKOUT_LOG_FORMAT="text")
-    env.update(extra)
-    return env
-
-
-def lookout_run(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([*LOOKOUT, *args], env=env, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise SystemExit(f"lookout {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
+        connections.close_all()
+    except Exception:  # Django never set up, or the database already gone
+        pass
+    stack.database_drop(name)
+    if vhost:
+        stack.vhost_delete(name)
 
 
 def django_setup(env: dict[str, str]) -> None:
@@ -114,34 +68,6 @@ def proc_peak_rss_mib(pid: int) -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def stop(process: subprocess.Popen, timeout: float = 15) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -31,10 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+# bench/_common.py, and tests/support/stack.py: the database, vhost, port and process helpers the tests use too.
+sys.path[:0] = [BENCH, os.path.join(os.path.dirname(BENCH), "tests")]
 
 import _common as common  # noqa: E402
+
+from support import stack  # noqa: E402
 
 LUA = """wrk.headers["Authorization"] = "Token {token}"
 wrk.headers["Accept"] = "application/json"
@@ -215,12 +220,11 @@ def main() -> int:
     api = None
     rows = []
     try:
-        database_url = common.database_create(name)
+        database_url = stack.database_create(name)
         # The API publishes only check-now probes, which this benchmark does not call: no vhost of its own.
-        env = common.lookout_environment(database_url, "amqp://guest:guest@127.0.0.1:5672//",
-                                         LOOKOUT_USER_RATE="1000000/second")
-        common.lookout_run(env, "migrate")
-        token = common.lookout_run(env, "manage", "createapiuser", "bench").strip().splitlines()[-1]
+        env = common.bench_environment(database_url, f"{stack.BROKER_URL}//", LOOKOUT_USER_RATE="1000000/second")
+        stack.lookout_run(env, "migrate")
+        token = stack.lookout_run(env, "manage", "createapiuser", "bench").strip().splitlines()[-1]
         common.django_setup(env)
         from django.contrib.auth import get_user_model
         from django.db import connection
@@ -252,21 +256,12 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        port = common.free_port()
-        log = open(os.path.join(workdir, "api.log"), "w")  # noqa: SIM115
-        api = subprocess.Popen([*common.LOOKOUT, "api", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-                               env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        port = stack.free_port()
+        log = Path(workdir, "api.log")
+        api = stack.process_start([*stack.LOOKOUT, "api", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+                                  env=env, log=log, cwd=workdir)
         base = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            if api.poll() is not None:
-                raise SystemExit(f"api exited:\n{open(log.name).read()[-3000:]}")
-            try:
-                return requests.get(f"{base}/readyz", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
-        common.wait_for(ready, timeout=60, what="the API's /readyz")
+        stack.process_wait_http(api, f"{base}/readyz", log=log, timeout=60, what="the API")
         script = os.path.join(workdir, "auth.lua")
         with open(script, "w") as file:
             file.write(LUA.format(token=token))
@@ -309,17 +304,11 @@ def main() -> int:
             rows.append((label, path, len(probe.content), alone, loaded))
     finally:
         if api is not None:
-            common.stop(api, timeout=20)
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
+            stack.processes_stop([api], timeout=20)
         if args.keep:
             print(f"kept database {name}")
         else:
-            common.database_drop(name)
+            common.run_services_drop(name, vhost=False)
         shutil.rmtree(workdir, ignore_errors=True)
 
     c = args.connections

@@ -28,10 +28,15 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+# bench/_common.py, and tests/support/stack.py: the database, vhost, port and process helpers the tests use too.
+sys.path[:0] = [BENCH, os.path.join(os.path.dirname(BENCH), "tests")]
 
 import _common as common  # noqa: E402
+
+from support import stack  # noqa: E402
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
@@ -193,25 +198,14 @@ def run_worker(env: dict, workdir: str, concurrency: int, *, warmup: float, seco
                profile: str | None = None) -> dict:
     import subprocess
 
-    import requests
-
-    metrics_port = common.free_port()
-    log = open(os.path.join(workdir, f"worker-{concurrency}.log"), "w")  # noqa: SIM115
-    worker = subprocess.Popen([*common.LOOKOUT, "worker", "--loglevel", "WARNING"],
-                              env={**env, "LOOKOUT_WORKER_CONCURRENCY": str(concurrency),
-                                   "LOOKOUT_METRICS_PORT": str(metrics_port)},
-                              cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        if worker.poll() is not None:
-            raise SystemExit(f"worker exited:\n{open(log.name).read()[-3000:]}")
-        try:
-            return requests.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
+    metrics_port = stack.free_port()
+    log = Path(workdir, f"worker-{concurrency}.log")
+    worker = stack.process_start([*stack.LOOKOUT, "worker", "--loglevel", "WARNING"],
+                                 env={**env, "LOOKOUT_WORKER_CONCURRENCY": str(concurrency),
+                                      "LOOKOUT_METRICS_PORT": str(metrics_port)}, log=log, cwd=workdir)
     try:
-        common.wait_for(ready, timeout=60, what="the worker's /readyz")
+        stack.process_wait_http(worker, f"http://127.0.0.1:{metrics_port}/readyz", log=log, timeout=60,
+                                what="the worker")
         time.sleep(warmup)
         database_url = env["DATABASE_URL"]
         wall0, cpu0, count0 = time.perf_counter(), common.proc_cpu_seconds(worker.pid), result_count(database_url)
@@ -228,8 +222,7 @@ def run_worker(env: dict, workdir: str, concurrency: int, *, warmup: float, seco
             spy.wait(timeout=30)
         rss = common.proc_peak_rss_mib(worker.pid)
     finally:
-        common.stop(worker, timeout=20)
-        log.close()
+        stack.processes_stop([worker], timeout=20)
     return {"probes": count1 - count0, "failures": 0, "wall": wall1 - wall0, "cpu": cpu1 - cpu0, "rss": rss,
             "services": services1 - services0}
 
@@ -268,11 +261,11 @@ def main() -> int:
         processes.append(target)
         assert target.stdout is not None
         url = f"http://127.0.0.1:{int(target.stdout.readline())}/"
-        database_url = common.database_create(name)
-        broker_url = common.vhost_create(name)
-        env = common.lookout_environment(database_url, broker_url, **(
+        database_url = stack.database_create(name)
+        broker_url = stack.vhost_create(name, required=True)  # it counts the queue's messages
+        env = common.bench_environment(database_url, broker_url, **(
             {} if args.db_pool is None else {"LOOKOUT_DB_POOL_SIZE": str(args.db_pool)}))
-        common.lookout_run(env, "migrate")
+        stack.lookout_run(env, "migrate")
         common.django_setup(env)
         ids = common.seed_monitors(args.monitors, interval=60, url=url, enabled=False)
         from lookout.monitors.models import Monitor
@@ -306,16 +299,8 @@ def main() -> int:
     finally:
         if feeder is not None:
             feeder.stop()
-        for process in processes:
-            common.stop(process, timeout=5)
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        common.database_drop(name)
-        common.vhost_delete(name)
+        stack.processes_stop(processes, timeout=5)
+        common.run_services_drop(name)
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"{'run':<12} {'conc':>5} {'probes':>7} {'probes/s':>9} {'latency-bound':>13} {'CPU s':>6} "

@@ -29,16 +29,23 @@ Measured over the window [first due, first due + --seconds]:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
 import threading
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+# bench/_common.py, and tests/support/stack.py: the database, vhost, port and process helpers the tests use too.
+sys.path[:0] = [BENCH, os.path.join(os.path.dirname(BENCH), "tests")]
 
 import _common as common  # noqa: E402
 
+from support import stack  # noqa: E402
+
+CELERY_APP = "lookout.config.celery_app"
 SCHEDULERS = {
     "stock": "django_celery_beat.schedulers:DatabaseScheduler",
     "lookout": "lookout.scheduling.scheduler:LookoutScheduler",
@@ -96,7 +103,7 @@ class Recorder:
 def db_counters(dbname: str) -> tuple[int, int]:
     import psycopg
 
-    with psycopg.connect(common.ADMIN_DSN, autocommit=True) as conn:
+    with psycopg.connect(stack.ADMIN_DSN, autocommit=True) as conn:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         row = conn.execute("SELECT xact_commit + xact_rollback, tup_returned FROM pg_stat_database "
                            "WHERE datname = %s", (dbname,)).fetchone()
@@ -129,26 +136,25 @@ def schedule_reset(ids: list[int], *, interval: int, first_due: float) -> dict[i
 
 def run_scheduler(label: str, scheduler: str, *, env: dict, workdir: str, dbname: str, ids: list[int],
                   interval: int, seconds: float, lead: float) -> dict:
-    import subprocess
-
     from lookout.monitors.models import Monitor
     from lookout.monitors.services import monitor_update
+    from lookout.monitors.spec import monitor_spec
 
     recorder = Recorder(env["CELERY_BROKER_URL"])
     recorder.start()
     first_due = time.time() + lead
     initial_due = schedule_reset(ids, interval=interval, first_due=first_due)
-    log = open(os.path.join(workdir, f"beat-{label}.log"), "w")  # noqa: SIM115
+    log = Path(workdir, f"beat-{label}.log")
     started = time.time()
     # INFO for Lookout's (one line when it took the lock); the stock scheduler logs every send at INFO.
     level = "INFO" if label == "lookout" else "WARNING"
-    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", common.CELERY_APP, "beat", "-S", scheduler,
-                             "-l", level, "--pidfile="], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    beat = stack.process_start([sys.executable, "-m", "celery", "-A", CELERY_APP, "beat", "-S", scheduler,
+                                "-l", level, "--pidfile="], env=env, log=log, cwd=workdir)
     result: dict = {"label": label}
     try:
         time.sleep(max(0.0, first_due - time.time()))
         if beat.poll() is not None:
-            raise SystemExit(f"beat ({label}) exited:\n{open(log.name).read()[-3000:]}")
+            raise SystemExit(f"beat ({label}) exited:\n{stack.log_tail(log, 3000)}")
         cpu_start, counters_start = common.proc_cpu_seconds(beat.pid), db_counters(dbname)
         broker = common.broker_pid()
         broker_start = common.proc_cpu_seconds(broker) if broker else None
@@ -163,7 +169,8 @@ def run_scheduler(label: str, scheduler: str, *, env: dict, workdir: str, dbname
         sent_so_far = [mid for at, _, mid in list(recorder.records) if mid in initial_due and at < change_at - 2]
         changed_id = sent_so_far[-1] if sent_so_far else ids[0]
         arrived_before = sum(1 for _, _, mid in list(recorder.records) if mid == changed_id)
-        monitor_update(monitor=Monitor.objects.get(pk=changed_id), changes={"interval": 1})
+        changed = Monitor.objects.get(pk=changed_id)
+        monitor_update(monitor=changed, spec=dataclasses.replace(monitor_spec(changed), interval=1))
         committed = time.time()
         time.sleep(max(0.0, window_end - time.time()))
         cpu_end, counters_end = common.proc_cpu_seconds(beat.pid), db_counters(dbname)
@@ -180,10 +187,9 @@ def run_scheduler(label: str, scheduler: str, *, env: dict, workdir: str, dbname
         result["change_s"] = (arrival - committed) if arrival is not None else None
         result["change_note"] = "" if arrived_before else " (monitor not yet sent before the change)"
     finally:
-        common.stop(beat)
+        stack.processes_stop([beat], timeout=15)
         recorder.stop()
-        log.close()
-    read = re.search(r"dispatching \d+ schedules \(read in ([\d.]+)s\)", open(log.name).read())
+    read = re.search(r"dispatching \d+ schedules \(read in ([\d.]+)s\)", log.read_text())
     result["read_s"] = float(read.group(1)) if read else None
 
     records = [r for r in recorder.records if r[2] in initial_due]
@@ -242,10 +248,10 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="lookout-bench-")
     results = []
     try:
-        database_url = common.database_create(name)
-        broker_url = common.vhost_create(name)
-        env = common.lookout_environment(database_url, broker_url)
-        common.lookout_run(env, "migrate")
+        database_url = stack.database_create(name)
+        broker_url = stack.vhost_create(name, required=True)  # it counts the queue's messages
+        env = common.bench_environment(database_url, broker_url)
+        stack.lookout_run(env, "migrate")
         common.django_setup(env)
         seeded = time.perf_counter()
         ids = common.seed_monitors(args.monitors, interval=args.interval, url="http://127.0.0.1:9/")
@@ -261,14 +267,7 @@ def main() -> int:
 
             connection.close()
     finally:
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        common.database_drop(name)
-        common.vhost_delete(name)
+        common.run_services_drop(name)
         shutil.rmtree(workdir, ignore_errors=True)
 
     due_rate = args.monitors / args.interval

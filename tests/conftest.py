@@ -1,27 +1,30 @@
 """Test session setup: real PostgreSQL and RabbitMQ on this machine, never stand-ins.
 
-Runs at import, before Django is set up, because settings read the environment once.
+A run that reaches any test outside DJANGO_FREE requires both services (it fails, never skips, without them),
+gets a database name and a broker vhost of its own, and configures Django from the environment. A run of only
+Django-free tests (`./scripts/test tests/probes/engine`) does none of that and imports no Django.
+
+The choice is made from the paths the run was given, in pytest_configure: it runs before pytest-django's
+(trylast), which then sets Django up. Conftests are imported before it, so none may import Django at module level.
 """
 
 import os
-import shutil
 import socket
-import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-# Names of this run's own (pytest-django creates test_<name>), so concurrent runs never share a database or
-# a broker vhost.
-RUN_ID = os.environ.setdefault("LOOKOUT_TEST_RUN", str(os.getpid()))
-POSTGRES_URL = os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/lookout_{RUN_ID}")
-RABBITMQ_VHOST = f"lookout-test-{RUN_ID}"
-os.environ.setdefault("CELERY_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{RABBITMQ_VHOST}")
-os.environ.setdefault("SECRET_KEY", "test-only-" + "k3y-" * 12)
-os.environ.setdefault("LOOKOUT_MIN_INTERVAL", "10")
-os.environ.setdefault("LOOKOUT_LOGIN_RATE", "1000/minute")
-# Tests probe servers they start on loopback, which the safe-target rules refuse by default.
-os.environ.setdefault("LOOKOUT_ALLOW_PRIVATE_TARGETS", "1")
+TESTS = Path(__file__).parent
+# Trees whose tests import no Django and need no database or broker.
+DJANGO_FREE = (TESTS / "probes" / "engine",)
+OWN_VHOST = pytest.StashKey[str]()
+
+
+def _django_free_run(config: pytest.Config) -> bool:
+    """Whether every path the run was given (or its testpaths, given none) is inside a Django-free tree."""
+    paths = [(config.invocation_params.dir / arg.split("::", 1)[0]).resolve() for arg in config.args]
+    return bool(paths) and all(any(path.is_relative_to(tree) for tree in DJANGO_FREE) for path in paths)
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -33,44 +36,54 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def _require_services() -> None:
-    missing = [name for name, url, port in (("PostgreSQL", POSTGRES_URL, 5432),
-                                            ("RabbitMQ", os.environ["CELERY_BROKER_URL"], 5672))
-               if not _reachable(url, port)]
+def _services_require() -> None:
+    missing = [name for name, variable, port in (("PostgreSQL", "DATABASE_URL", 5432),
+                                                 ("RabbitMQ", "CELERY_BROKER_URL", 5672))
+               if not _reachable(os.environ[variable], port)]
     if missing:
         # Fail, never skip: a suite that silently skips its integration tests proves nothing.
         pytest.exit(f"{' and '.join(missing)} not reachable; start them (see .ci/run) and run again", returncode=3)
 
 
-def _own_vhost() -> bool:
-    return RABBITMQ_VHOST in os.environ["CELERY_BROKER_URL"] and bool(shutil.which("rabbitmqctl"))
+def _django_session_configure(config: pytest.Config) -> None:
+    # Names of this run's own (pytest-django creates test_<name>), so concurrent runs never share a database or
+    # a broker vhost.
+    run_id = os.environ.setdefault("LOOKOUT_TEST_RUN", str(os.getpid()))
+    vhost = f"lookout-test-{run_id}"
+    os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/lookout_{run_id}")
+    os.environ.setdefault("CELERY_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
+    os.environ.setdefault("SECRET_KEY", "test-only-" + "k3y-" * 12)
+    os.environ.setdefault("LOOKOUT_MIN_INTERVAL", "10")
+    os.environ.setdefault("LOOKOUT_LOGIN_RATE", "1000/minute")
+    # Tests probe servers they start on loopback, which the safe-target rules refuse by default.
+    os.environ.setdefault("LOOKOUT_ALLOW_PRIVATE_TARGETS", "1")
+    _services_require()
+    if os.environ["CELERY_BROKER_URL"].endswith(f"/{vhost}"):
+        from support.stack import vhost_create
+
+        # Made fresh: no stale probe messages from another run reach these tests (without rabbitmqctl: the
+        # shared default vhost).
+        os.environ["CELERY_BROKER_URL"] = vhost_create(vhost)
+        config.stash[OWN_VHOST] = vhost
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = "lookout.config.settings"
+    from django.conf import settings
+
+    settings.INSTALLED_APPS  # noqa: B018  (loads the settings now, from the environment above)
+    # Users are created for nearly every test: the production hasher's ~0.3 s each would dominate the run.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _fresh_vhost() -> None:
-    """A vhost of this run's own: no stale probe messages from another run reach these tests."""
-    if not _own_vhost():
-        return
-    for args in (["delete_vhost", RABBITMQ_VHOST], ["add_vhost", RABBITMQ_VHOST],
-                 ["set_permissions", "-p", RABBITMQ_VHOST, "guest", ".*", ".*", ".*"]):
-        subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60)
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("help") and not _django_free_run(config):
+        _django_session_configure(config)
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:
-    if _own_vhost():
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", RABBITMQ_VHOST], capture_output=True, timeout=60)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if OWN_VHOST in config.stash:
+        from support.stack import vhost_delete
 
-
-_require_services()
-_fresh_vhost()
-
-# pytest-django sets Django up before any conftest runs, when settings are named in the ini file; naming
-# them only here, after the environment above, lets its pytest_configure set Django up instead.
-os.environ["DJANGO_SETTINGS_MODULE"] = "lookout.config.settings"
-from django.conf import settings  # noqa: E402
-
-settings.INSTALLED_APPS  # noqa: B018  (loads the settings now, from the environment above)
-# Users are created for nearly every test: the production hasher's ~0.3 s each would dominate the run.
-settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+        vhost_delete(config.stash[OWN_VHOST])
 
 
 @pytest.fixture
@@ -80,6 +93,15 @@ def http_target():
     target = HttpTarget()
     yield target
     target.close()
+
+
+@pytest.fixture
+def webhook():
+    from support.receivers import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import gc
 import pytest
 from celery.signals import worker_ready
 
-from lookout.observability.celery_signals import WORKER_GC_THRESHOLD
+from lookout.process_signals import WORKER_GC_THRESHOLD
 
 
 @pytest.fixture

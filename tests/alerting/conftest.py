@@ -1,15 +1,7 @@
-"""Receivers for alerts (a real HTTP server and a real SMTP server on 127.0.0.1) and alerting helpers."""
+"""Alerting fixtures: a real SMTP server on 127.0.0.1 as Django's mail server, short alert timeouts (the webhook
+receiver is the root conftest's `webhook`)."""
 
 import pytest
-
-
-@pytest.fixture
-def webhook():
-    from support.receivers import WebhookReceiver
-
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from itertools import count
 import pytest
 from django.utils import timezone
 
-from lookout.alerting.maintenance import window_create
+from lookout.alerting.maintenance import WindowSpec, window_create
 from lookout.alerting.models import AlertEvent, AttemptOutcome, Incident, Notification, NotificationAttempt
-from lookout.alerting.services import channel_create
+from lookout.alerting.services import ChannelSpec, channel_create
 from support.alerting import monitor_for
 from support.queries import assert_queries_do_not_grow
 
@@ -21,7 +21,8 @@ def test_the_channel_list_does_not_query_per_channel(alice, alice_api):
     def add(rows: int) -> None:
         for _ in range(rows):
             n = next(serial)
-            channel_create(owner=alice, name=f"c{n}", kind="webhook", url=f"https://hooks.example/{n}", secret="s")
+            channel_create(owner=alice, spec=ChannelSpec(name=f"c{n}", kind="webhook",
+                                                         url=f"https://hooks.example/{n}", secret="s"))
 
     assert_queries_do_not_grow(alice_api, "/api/v1/channels/", add)
 
@@ -40,7 +41,7 @@ def test_the_incident_list_does_not_query_per_incident(alice, alice_api, params)
 
 
 def test_the_notification_list_does_not_query_per_notification_or_attempt(alice, alice_api):
-    channel = channel_create(owner=alice, name="mail", kind="email", address="ops@example.com")
+    channel = channel_create(owner=alice, spec=ChannelSpec(name="mail", kind="email", address="ops@example.com"))
     monitor = monitor_for(alice, channels=[channel])
 
     def add(rows: int) -> None:
@@ -66,9 +67,10 @@ def test_the_maintenance_window_list_does_not_query_per_window(alice, alice_api)
         for _ in range(rows):
             n = next(serial)
             if n % 2:
-                window_create(owner=alice, monitor=monitor, name=f"w{n}", starts_at=now + timedelta(days=n),
-                              ends_at=now + timedelta(days=n, hours=1))
+                window_create(owner=alice, spec=WindowSpec(monitor=monitor.pk, name=f"w{n}",
+                                                           starts_at=now + timedelta(days=n),
+                              ends_at=now + timedelta(days=n, hours=1)))
             else:
-                window_create(owner=alice, name=f"w{n}", cron="0 4 * * sun", duration_seconds=3600)
+                window_create(owner=alice, spec=WindowSpec(name=f"w{n}", cron="0 4 * * sun", duration_seconds=3600))
 
     assert_queries_do_not_grow(alice_api, "/api/v1/maintenance-windows/", add)

@@ -3,7 +3,7 @@
 import pytest
 
 from lookout.alerting.models import Channel, Notification
-from lookout.monitors.encryption import secret_decrypt
+from lookout.core.encryption import secret_decrypt
 from lookout.monitors.models import Monitor
 from support.receivers import Answer
 

@@ -17,7 +17,7 @@ from lookout.alerting.delivery import (
     retry_delay,
 )
 from lookout.alerting.models import AlertEvent, Channel, Incident, Notification
-from lookout.alerting.services import channel_create
+from lookout.alerting.services import ChannelSpec, channel_create
 from support.alerting import T0, monitor_for, run, webhook_channel
 from support.receivers import Answer
 
@@ -229,7 +229,7 @@ def test_one_notification_per_incident_channel_and_event_is_enforced_by_the_data
 
 
 def test_an_email_alert_arrives_with_its_event_id(alice, smtp):
-    channel = channel_create(owner=alice, name="ops", kind="email", address="ops@example.com")
+    channel = channel_create(owner=alice, spec=ChannelSpec(name="ops", kind="email", address="ops@example.com"))
     run(monitor_for(alice, channels=[channel], failure_threshold=1), "DU")
     for notification in Notification.objects.order_by("id"):
         assert notification_deliver(notification_id=notification.pk) == "delivered"
@@ -243,7 +243,7 @@ def test_an_email_alert_arrives_with_its_event_id(alice, smtp):
 
 def test_a_refused_email_address_is_permanent(alice, smtp):
     smtp.refused.add("gone@example.com")
-    channel = channel_create(owner=alice, name="gone", kind="email", address="gone@example.com")
+    channel = channel_create(owner=alice, spec=ChannelSpec(name="gone", kind="email", address="gone@example.com"))
     run(monitor_for(alice, channels=[channel], failure_threshold=1), "D")
 
     assert notification_deliver(notification_id=Notification.objects.get().pk) == "failed"
@@ -253,7 +253,7 @@ def test_a_refused_email_address_is_permanent(alice, smtp):
 def test_an_unreachable_smtp_server_is_retried_not_blamed_on_the_channel(alice, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9
-    channel = channel_create(owner=alice, name="ops", kind="email", address="ops@example.com")
+    channel = channel_create(owner=alice, spec=ChannelSpec(name="ops", kind="email", address="ops@example.com"))
     run(monitor_for(alice, channels=[channel], failure_threshold=1), "D")
 
     assert notification_deliver(notification_id=Notification.objects.get().pk) == "pending"
@@ -288,7 +288,7 @@ def test_the_body_is_stable_across_attempts(down):
 
 
 def test_a_secret_that_cannot_be_decrypted_is_recorded_and_retried_not_stuck(down, settings):
-    from lookout.monitors import encryption
+    from lookout.core import encryption
 
     settings.LOOKOUT_ENCRYPTION_KEYS = ["a-rotated-key-that-never-encrypted-this-secret"]
     encryption._fernet.cache_clear()

@@ -6,15 +6,15 @@ import pytest
 
 from lookout.alerting.delivery import notification_deliver
 from lookout.alerting.models import AlertEvent, Notification
-from lookout.monitors import services
-from lookout.monitors.services import ProbeRecord
+from lookout.probes import results
+from lookout.probes.results import ProbeRecord
 from support.alerting import T0, monitor_for, webhook_channel
 
 pytestmark = pytest.mark.django_db
 
 
 def probed_with_certificate(monitor, *, at, not_after, fingerprint: str = "cert-1") -> None:
-    services.probe_result_record(monitor_id=monitor.pk, record=ProbeRecord(
+    results.probe_result_record(monitor_id=monitor.pk, record=ProbeRecord(
         checked_at=at, success=True, status_code=200, response_time_ms=30.0, error="", task_id="t",
         tls={"subject": "CN=shop.example", "issuer": "CN=Test CA"}, tls_not_after=not_after,
         tls_fingerprint=fingerprint))

@@ -5,11 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from lookout.alerting.maintenance import cron_window_active, maintenance_sync, window_create, window_delete
+from lookout.alerting.maintenance import WindowSpec, cron_window_active, maintenance_sync, window_create, window_delete
 from lookout.alerting.models import AlertEvent, Incident, MaintenanceWindow, Notification
 from lookout.monitors import services
 from lookout.monitors.models import Monitor
 from support.alerting import monitor_for, run, webhook_channel
+from support.api_errors import field_errors
 
 WINDOWS = "/api/v1/maintenance-windows/"
 
@@ -42,8 +43,8 @@ def test_a_week_long_recurring_window_is_found_quickly():
 @pytest.mark.django_db
 def test_a_window_silences_alerts_and_shows_maintenance_while_probes_are_still_recorded(alice, webhook):
     monitor = monitor_for(alice, channels=[webhook_channel(alice, webhook.url)], failure_threshold=2)
-    window_create(owner=alice, monitor=monitor, starts_at=timezone.now() - timedelta(minutes=1),
-                  ends_at=timezone.now() + timedelta(hours=1))
+    window_create(owner=alice, spec=WindowSpec(monitor=monitor.pk, starts_at=timezone.now() - timedelta(minutes=1),
+                  ends_at=timezone.now() + timedelta(hours=1)))
     assert Monitor.objects.get(pk=monitor.pk).status == "maintenance"
 
     run(monitor, "DDDUU")
@@ -59,8 +60,8 @@ def test_a_window_silences_alerts_and_shows_maintenance_while_probes_are_still_r
 @pytest.mark.django_db
 def test_an_incident_still_open_when_the_window_ends_alerts_then(alice, webhook):
     monitor = monitor_for(alice, channels=[webhook_channel(alice, webhook.url)], failure_threshold=1)
-    window = window_create(owner=alice, monitor=None, starts_at=timezone.now() - timedelta(minutes=1),
-                           ends_at=timezone.now() + timedelta(hours=1))
+    window = window_create(owner=alice, spec=WindowSpec(monitor=None, starts_at=timezone.now() - timedelta(minutes=1),
+                           ends_at=timezone.now() + timedelta(hours=1)))
     run(monitor, "DD")
     assert not Notification.objects.exists()
 
@@ -87,7 +88,7 @@ def test_the_sweep_moves_monitors_into_and_out_of_maintenance_as_windows_start_a
 @pytest.mark.django_db
 def test_a_paused_monitor_stays_paused_through_a_window(alice):
     monitor = services.monitor_pause(monitor=monitor_for(alice))
-    window_create(owner=alice, starts_at=timezone.now(), ends_at=timezone.now() + timedelta(hours=1))
+    window_create(owner=alice, spec=WindowSpec(starts_at=timezone.now(), ends_at=timezone.now() + timedelta(hours=1)))
     assert Monitor.objects.get(pk=monitor.pk).status == "paused"
 
 
@@ -136,7 +137,7 @@ def test_bad_windows_are_a_clear_400_and_nothing_changes(alice_api, body):
 def test_a_window_end_before_its_start_says_so(alice_api):
     response = alice_api.post(WINDOWS, {"starts_at": "2026-03-01T12:00:00Z", "ends_at": "2026-03-01T11:00:00Z"},
                               format="json")
-    assert response.json() == {"ends_at": ["The window must end after it starts."]}
+    assert field_errors(response) == {"ends_at": ["The window must end after it starts."]}
 
 
 @pytest.mark.django_db

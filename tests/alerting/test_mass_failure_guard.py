@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from lookout.alerting.guard import guard_degraded, guard_sweep
 from lookout.alerting.models import AlertEvent, DegradedEpisode, Notification, NotificationState
-from lookout.alerting.services import channel_create
+from lookout.alerting.services import ChannelSpec, channel_create
 from lookout.observability.metrics import DegradedCollector
 from support.alerting import monitor_for, record, webhook_channel
 
@@ -25,7 +25,8 @@ def thresholds(settings):
 @pytest.fixture
 def staff_channel(django_user_model):
     ops = django_user_model.objects.create_user(username="ops", is_staff=True)
-    return channel_create(owner=ops, name="ops", kind="webhook", url="http://127.0.0.1:9/ops", system_events=True)
+    return channel_create(owner=ops, spec=ChannelSpec(name="ops", kind="webhook", url="http://127.0.0.1:9/ops",
+                                                      system_events=True))
 
 
 @pytest.fixture

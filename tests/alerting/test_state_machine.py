@@ -1,17 +1,20 @@
 """The state machine: thresholds confirm transitions, incidents open and close with them, one alert each."""
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 
 from lookout.alerting.models import AlertEvent, Incident, Notification
-from lookout.alerting.services import channel_create
+from lookout.alerting.services import ChannelSpec, channel_create
 from lookout.alerting.state import state_step
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, MonitorHealth
+from lookout.monitors.spec import monitor_spec
 from support.alerting import T0, monitor_for, record, run, webhook_channel
+from support.api_errors import field_errors
 
 MINUTE = timedelta(seconds=60)
 
@@ -55,7 +58,8 @@ def test_a_pending_monitor_is_up_after_one_success_whatever_the_recovery_thresho
 @pytest.mark.django_db
 def test_an_incident_spans_from_the_first_failure_to_the_first_success_with_one_alert_each(alice, webhook):
     hook = webhook_channel(alice, webhook.url)
-    default = channel_create(owner=alice, name="ops mail", kind="email", address="ops@example.com", is_default=True)
+    default = channel_create(owner=alice, spec=ChannelSpec(name="ops mail", kind="email", address="ops@example.com",
+                                                           is_default=True))
     monitor = monitor_for(alice, channels=[hook], failure_threshold=2)
 
     run(monitor, "UUD")
@@ -86,7 +90,7 @@ def test_a_channel_added_to_the_monitor_later_is_not_told_about_the_recovery_alo
     monitor = monitor_for(alice, channels=[first], failure_threshold=1)
     run(monitor, "D")
     later = webhook_channel(alice, "http://127.0.0.1:9/b")
-    services.monitor_update(monitor=monitor, changes={"channels": [first, later]})
+    services.monitor_update(monitor=monitor, spec=replace(monitor_spec(monitor), channels=[first.pk, later.pk]))
 
     run(monitor, "U", start=T0 + MINUTE)
 
@@ -118,7 +122,7 @@ def test_thresholds_are_monitor_fields_of_the_api_with_defaults_and_bounds(alice
     for bad in ({"failure_threshold": 0}, {"recovery_threshold": 101}, {"failure_threshold": True}):
         response = alice_api.patch(f"/api/v1/monitors/{created['id']}/", bad, format="json")
         assert response.status_code == 400, bad
-        assert set(response.json()) == set(bad)
+        assert set(field_errors(response)) == set(bad)
     assert alice_api.patch(f"/api/v1/monitors/{created['id']}/", {"failure_threshold": 5},
                            format="json").json()["failure_threshold"] == 5
 

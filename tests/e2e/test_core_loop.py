@@ -8,7 +8,6 @@ import shutil
 import statistics
 import subprocess
 import time
-import uuid
 
 import pytest
 import requests
@@ -17,27 +16,6 @@ from support.http_target import HttpTarget
 from support.stack import LookoutStack, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    stack = LookoutStack(tmp_path_factory.mktemp("stack"), name=f"lookout_e2e_{uuid.uuid4().hex[:8]}")
-    try:
-        yield stack.up()
-    finally:
-        stack.down()
-
-
-@pytest.fixture
-def target():
-    target = HttpTarget()
-    yield target
-    target.close()
-
-
-def report(capsys, line: str) -> None:
-    with capsys.disabled():
-        print(f"\n[e2e measurement] {line}")
 
 
 def create_monitor(stack: LookoutStack, target: HttpTarget, **fields) -> dict:
@@ -50,70 +28,70 @@ def gaps(times: list[float]) -> list[float]:
     return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
 
 
-def test_probes_arrive_at_the_monitors_interval(stack, target, capsys):
-    create_monitor(stack, target, interval=2)
-    wait_until(lambda: len(target.hits) >= 7, timeout=30, what="7 probes")
-    intervals = gaps(target.hit_times()[:7])
+def test_probes_arrive_at_the_monitors_interval(stack, http_target, report):
+    create_monitor(stack, http_target, interval=2)
+    wait_until(lambda: len(http_target.hits) >= 7, timeout=30, what="7 probes")
+    intervals = gaps(http_target.hit_times()[:7])
     errors = [abs(gap - 2) for gap in intervals]
-    report(capsys, f"cadence at interval 2 s: gaps {[round(g, 3) for g in intervals]}, "
-                   f"mean error {statistics.mean(errors) * 1000:.0f} ms, max error {max(errors) * 1000:.0f} ms")
+    report(f"cadence at interval 2 s: gaps {[round(g, 3) for g in intervals]}, "
+           f"mean error {statistics.mean(errors) * 1000:.0f} ms, max error {max(errors) * 1000:.0f} ms")
     assert statistics.mean(intervals) == pytest.approx(2, abs=0.25)
     assert max(errors) < 0.9
 
 
-def test_a_patched_interval_takes_effect_without_a_restart(stack, target, capsys):
-    monitor = create_monitor(stack, target, interval=6)
-    wait_until(lambda: len(target.hits) >= 1, timeout=15, what="the first probe")
+def test_a_patched_interval_takes_effect_without_a_restart(stack, http_target, report):
+    monitor = create_monitor(stack, http_target, interval=6)
+    wait_until(lambda: len(http_target.hits) >= 1, timeout=15, what="the first probe")
     time.sleep(2.5)
     patched_at = time.time()
     assert stack.api("PATCH", f"monitors/{monitor['id']}/", json={"interval": 2}).status_code == 200
     # The last probe is 2.5 s old, so on a 2 s interval the next one is due at once, while the old
     # schedule's is 3.5 s away: the delay to the first hit is how long beat takes to see the change.
-    first = wait_until(lambda: [t for t in target.hit_times() if t > patched_at], timeout=6,
+    first = wait_until(lambda: [t for t in http_target.hit_times() if t > patched_at], timeout=6,
                        what="a probe on the new interval")[0]
-    wait_until(lambda: len([t for t in target.hit_times() if t > patched_at]) >= 4, timeout=15,
+    wait_until(lambda: len([t for t in http_target.hit_times() if t > patched_at]) >= 4, timeout=15,
                what="probes on the new interval")
-    after = [t for t in target.hit_times() if t > patched_at][:4]
-    report(capsys, f"interval change 6 s -> 2 s: first effect {first - patched_at:.2f} s after the PATCH, "
-                   f"then gaps {[round(g, 3) for g in gaps(after)]}")
+    after = [t for t in http_target.hit_times() if t > patched_at][:4]
+    report(f"interval change 6 s -> 2 s: first effect {first - patched_at:.2f} s after the PATCH, "
+           f"then gaps {[round(g, 3) for g in gaps(after)]}")
     assert first - patched_at < 2.5
     assert statistics.mean(gaps(after)) == pytest.approx(2, abs=0.3)
 
 
-def test_pause_stops_probing_and_resume_restarts_it(stack, target):
-    monitor = create_monitor(stack, target, interval=1)
-    wait_until(lambda: len(target.hits) >= 2, timeout=15, what="probes before the pause")
+def test_pause_stops_probing_and_resume_restarts_it(stack, http_target):
+    monitor = create_monitor(stack, http_target, interval=1)
+    wait_until(lambda: len(http_target.hits) >= 2, timeout=15, what="probes before the pause")
     paused = stack.api("POST", f"monitors/{monitor['id']}/pause/")
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
     time.sleep(1)  # a probe already in flight may still land
     quiet_from = time.time()
     time.sleep(4)
-    assert target.hits_between(quiet_from, time.time()) == []
+    assert http_target.hits_between(quiet_from, time.time()) == []
     assert stack.api("GET", f"monitors/{monitor['id']}/").json()["status"] == "paused"
 
     resumed_at = time.time()
     assert stack.api("POST", f"monitors/{monitor['id']}/resume/").status_code == 200
-    wait_until(lambda: len(target.hits_between(resumed_at, time.time())) >= 2, timeout=10,
+    wait_until(lambda: len(http_target.hits_between(resumed_at, time.time())) >= 2, timeout=10,
                what="probes after resume")
 
 
-def test_delete_stops_probing_and_removes_the_periodic_task(stack, target):
-    monitor = create_monitor(stack, target, interval=1)
-    wait_until(lambda: len(target.hits) >= 2, timeout=15, what="probes before the delete")
+def test_delete_stops_probing_and_removes_the_periodic_task(stack, http_target):
+    monitor = create_monitor(stack, http_target, interval=1)
+    wait_until(lambda: len(http_target.hits) >= 2, timeout=15, what="probes before the delete")
     assert stack.periodic_task_count(f"monitor:{monitor['id']}") == 1
     assert stack.api("DELETE", f"monitors/{monitor['id']}/").status_code == 204
     assert stack.periodic_task_count(f"monitor:{monitor['id']}") == 0
     time.sleep(1)
     quiet_from = time.time()
     time.sleep(4)
-    assert target.hits_between(quiet_from, time.time()) == []
+    assert http_target.hits_between(quiet_from, time.time()) == []
     assert stack.api("GET", f"monitors/{monitor['id']}/").status_code == 404
 
 
-def test_check_now_reaches_success(stack, target):
-    monitor = create_monitor(stack, target, interval=3600)
-    wait_until(lambda: len(target.hits) >= 1, timeout=15, what="the first probe")
-    before = len(target.hits)
+def test_check_now_reaches_success(stack, http_target):
+    monitor = create_monitor(stack, http_target, interval=3600)
+    wait_until(lambda: len(http_target.hits) >= 1, timeout=15, what="the first probe")
+    before = len(http_target.hits)
     queued = stack.api("POST", f"monitors/{monitor['id']}/check/")
     assert queued.status_code == 202
     task_id = queued.json()["task_id"]
@@ -128,26 +106,26 @@ def test_check_now_reaches_success(stack, target):
     assert body["state"] == "SUCCESS", body
     assert body["result"]["success"] is True and body["result"]["status_code"] == 200
     assert body["error"] is None
-    assert len(target.hits) == before + 1
+    assert len(http_target.hits) == before + 1
     assert set(states) <= {"PENDING", "STARTED", "SUCCESS"}
     results = stack.api("GET", f"results/?monitor={monitor['id']}").json()["results"]
     assert results[0]["task_id"] == task_id
 
 
-def test_a_503_target_is_recorded_as_a_failure_and_the_monitor_goes_down(stack, target):
-    target.set(status=503, body=b"maintenance")
-    monitor = create_monitor(stack, target, interval=2)
+def test_a_503_target_is_recorded_as_a_failure_and_the_monitor_goes_down(stack, http_target):
+    http_target.set(status=503, body=b"maintenance")
+    monitor = create_monitor(stack, http_target, interval=2)
     wait_until(lambda: stack.api("GET", f"monitors/{monitor['id']}/").json()["status"] == "down", timeout=15,
                what="the monitor to go down")
     result = stack.api("GET", f"results/?monitor={monitor['id']}").json()["results"][0]
     assert result["success"] is False
     assert result["status_code"] == 503
     assert "503" in result["error"]
-    assert len(target.hits) >= 1
+    assert len(http_target.hits) >= 1
 
 
-def test_metrics_ports_serve_fleet_and_per_monitor_series_only_with_the_token(stack, target):
-    monitor = create_monitor(stack, target, interval=1)
+def test_metrics_ports_serve_fleet_and_per_monitor_series_only_with_the_token(stack, http_target):
+    monitor = create_monitor(stack, http_target, interval=1)
     wait_until(lambda: stack.api("GET", f"monitors/{monitor['id']}/").json()["status"] == "up", timeout=15,
                what="the monitor to be up")
     auth = {"Authorization": f"Bearer {stack.metrics_token}"}
@@ -175,7 +153,7 @@ def test_readyz_reports_the_broker_and_the_api_token_endpoint_works(stack):
     assert requests.get(f"{stack.url}/api/v1/monitors/", timeout=5).status_code == 401
 
 
-def test_slow_targets_neither_block_other_probes_nor_hold_database_connections(stack, capsys):
+def test_slow_targets_neither_block_other_probes_nor_hold_database_connections(stack, report):
     slow, fast = HttpTarget(), HttpTarget()
     try:
         slow.set(delay=4)
@@ -192,8 +170,8 @@ def test_slow_targets_neither_block_other_probes_nor_hold_database_connections(s
             time.sleep(0.2)
         create_monitor(stack, fast, interval=1)
         wait_until(lambda: len(fast.hits) >= 3, timeout=10, what="the fast monitor's probes")
-        report(capsys, f"10 probes on a 4 s target reached it within {spread:.2f} s of each other through a pool of "
-                       f"4 connections; worker connections meanwhile: {in_use}")
+        report(f"10 probes on a 4 s target reached it within {spread:.2f} s of each other through a pool of "
+               f"4 connections; worker connections meanwhile: {in_use}")
         assert spread < 3.5
         assert max(in_use) <= 4
         fast_gaps = gaps(fast.hit_times()[:3])
@@ -203,16 +181,16 @@ def test_slow_targets_neither_block_other_probes_nor_hold_database_connections(s
         fast.close()
 
 
-def test_a_worker_killed_mid_probe_has_its_probe_redelivered_and_recorded(stack, target):
-    target.set(delay=3)
-    monitor = create_monitor(stack, target, interval=120, timeout=10)
-    wait_until(lambda: len(target.hits) >= 1, timeout=15, what="the probe to reach the target")
+def test_a_worker_killed_mid_probe_has_its_probe_redelivered_and_recorded(stack, http_target):
+    http_target.set(delay=3)
+    monitor = create_monitor(stack, http_target, interval=120, timeout=10)
+    wait_until(lambda: len(http_target.hits) >= 1, timeout=15, what="the probe to reach the target")
     stack.processes["worker"].kill()  # SIGKILL: no chance to finish or acknowledge
     stack.processes["worker"].wait()
-    target.set(delay=0)
+    http_target.set(delay=0)
     stack.start("worker", "worker", LOOKOUT_METRICS_PORT=str(stack.worker_metrics_port))
     # The unacknowledged message comes back to the new worker well before it expires (one interval).
-    wait_until(lambda: len(target.hits) >= 2, timeout=30, what="the redelivered probe")
+    wait_until(lambda: len(http_target.hits) >= 2, timeout=30, what="the redelivered probe")
     results = wait_until(lambda: stack.api("GET", f"results/?monitor={monitor['id']}").json()["results"],
                          timeout=15, what="the recorded result")
     assert results[0]["success"] is True
@@ -220,9 +198,9 @@ def test_a_worker_killed_mid_probe_has_its_probe_redelivered_and_recorded(stack,
 
 @pytest.mark.skipif(not shutil.which("rabbitmqctl") and os.environ.get("CI") != "true",
                     reason="needs a local RabbitMQ to restart")
-def test_after_a_broker_restart_probing_resumes_and_monitors_stay_manageable(stack, target, capsys):
-    monitor = create_monitor(stack, target, interval=1)
-    wait_until(lambda: len(target.hits) >= 2, timeout=15, what="probes before the restart")
+def test_after_a_broker_restart_probing_resumes_and_monitors_stay_manageable(stack, http_target, report):
+    monitor = create_monitor(stack, http_target, interval=1)
+    wait_until(lambda: len(http_target.hits) >= 2, timeout=15, what="probes before the restart")
     stopped_at = time.time()
     subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True, timeout=120)
     try:
@@ -236,11 +214,11 @@ def test_after_a_broker_restart_probing_resumes_and_monitors_stay_manageable(sta
         subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=120)
         subprocess.run(["rabbitmqctl", "-q", "await_startup"], capture_output=True, timeout=120)
     back_at = time.time()
-    wait_until(lambda: len(target.hits_between(back_at, time.time())) >= 3, timeout=60,
+    wait_until(lambda: len(http_target.hits_between(back_at, time.time())) >= 3, timeout=60,
                what="probes after the broker came back")
-    resumed = target.hits_between(back_at, time.time())[0].at
-    report(capsys, f"broker down {back_at - stopped_at:.1f} s: probes resumed {resumed - back_at:.1f} s after it "
-                   f"was back; probes during the outage: {len(target.hits_between(stopped_at + 1, back_at))}")
+    resumed = http_target.hits_between(back_at, time.time())[0].at
+    report(f"broker down {back_at - stopped_at:.1f} s: probes resumed {resumed - back_at:.1f} s after it "
+           f"was back; probes during the outage: {len(http_target.hits_between(stopped_at + 1, back_at))}")
     check = stack.api("POST", f"monitors/{monitor['id']}/check/")
     assert check.status_code == 202, check.text
     stack.assert_running()

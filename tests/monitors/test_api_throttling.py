@@ -7,10 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from lookout.api.throttling import FixedWindowThrottle, PushThrottle, ScopedThrottle, UserThrottle
+from lookout.core.models import RateCounter
+from lookout.core.rate_counters import rate_counters_prune
 from lookout.monitors import services
-from lookout.monitors.api.throttling import FixedWindowThrottle, PushThrottle, ScopedThrottle, UserThrottle
-from lookout.monitors.models import RateCounter
-from lookout.monitors.rate_limits import rate_counters_prune
+from lookout.monitors.spec import MonitorSpec
 from lookout.stats.retention import rollups_prune
 
 pytestmark = pytest.mark.django_db
@@ -107,8 +108,8 @@ def test_password_guessing_is_throttled(alice, clock, monkeypatch):
 
 def test_heartbeats_are_limited_per_push_token(alice, client, clock, monkeypatch):
     monkeypatch.setattr(PushThrottle, "THROTTLE_RATES", {**PushThrottle.THROTTLE_RATES, "push": "2/minute"})
-    first = services.monitor_create(owner=alice, name="first", type="push", interval=60)
-    second = services.monitor_create(owner=alice, name="second", type="push", interval=60)
+    first = services.monitor_create(owner=alice, spec=MonitorSpec(name="first", type="push", interval=60))
+    second = services.monitor_create(owner=alice, spec=MonitorSpec(name="second", type="push", interval=60))
 
     statuses = [client.post(f"/api/v1/push/{first.push_token}").status_code for _ in range(3)]
 

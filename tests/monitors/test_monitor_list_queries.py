@@ -6,9 +6,10 @@ from itertools import count
 import pytest
 from django.utils import timezone
 
-from lookout.alerting.services import channel_create
+from lookout.alerting.services import ChannelSpec, channel_create
 from lookout.monitors import services
 from lookout.monitors.models import EventKind, MonitorEvent, ProbeResult
+from lookout.monitors.spec import MonitorSpec
 from support.queries import assert_queries_do_not_grow
 
 pytestmark = pytest.mark.django_db
@@ -17,20 +18,21 @@ serial = count()
 
 
 def test_the_monitor_list_does_not_query_per_monitor(alice, alice_api):
-    channels = [channel_create(owner=alice, name=f"c{n}", kind="email", address=f"c{n}@example.com")
+    channels = [channel_create(owner=alice, spec=ChannelSpec(name=f"c{n}", kind="email", address=f"c{n}@example.com"))
                 for n in range(2)]
 
     def add(rows: int) -> None:
         for _ in range(rows):
-            services.monitor_create(owner=alice, name=f"m{next(serial)}", url="https://shop.example/", interval=60,
-                                    channels=channels, headers={"X-Plain": "1"}, secret_headers={"X-Key": "k"})
+            services.monitor_create(owner=alice, spec=MonitorSpec(
+                name=f"m{next(serial)}", url="https://shop.example/", interval=60,
+                channels=[channel.pk for channel in channels], headers={"X-Plain": "1"}, secret_headers={"X-Key": "k"}))
 
     assert_queries_do_not_grow(alice_api, "/api/v1/monitors/", add)
 
 
 @pytest.fixture
 def shop(alice):
-    return services.monitor_create(owner=alice, name="shop", url="https://shop.example/", interval=60)
+    return services.monitor_create(owner=alice, spec=MonitorSpec(name="shop", url="https://shop.example/", interval=60))
 
 
 def results_adder(monitor):

@@ -9,6 +9,8 @@ from django_celery_beat.models import PeriodicTask
 
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, MonitorEvent, MonitorStatus, ProbeResult
+from lookout.monitors.spec import MonitorSpec
+from lookout.probes import push, results
 
 pytestmark = pytest.mark.django_db
 
@@ -104,14 +106,16 @@ def test_a_heartbeat_with_an_unknown_token_is_a_404(client):
 
 
 def test_the_sweep_takes_down_only_push_monitors_whose_heartbeat_is_overdue(alice):
-    late = services.monitor_create(owner=alice, name="late", type="push", interval=60, grace=10, failure_threshold=1)
-    fresh = services.monitor_create(owner=alice, name="fresh", type="push", interval=60, grace=10)
-    paused = services.monitor_pause(monitor=services.monitor_create(owner=alice, name="paused", type="push",
-                                                                   interval=60, grace=10))
+    late = services.monitor_create(owner=alice, spec=MonitorSpec(name="late", type="push", interval=60, grace=10,
+                                                                 failure_threshold=1))
+    fresh = services.monitor_create(owner=alice, spec=MonitorSpec(name="fresh", type="push", interval=60, grace=10))
+    paused = services.monitor_pause(monitor=services.monitor_create(owner=alice, spec=MonitorSpec(name="paused",
+                                                                                                  type="push",
+                                                                   interval=60, grace=10)))
     Monitor.objects.filter(pk=late.pk).update(push_deadline=timezone.now() - timedelta(seconds=1))
 
-    assert services.push_sweep() == 1
-    assert services.push_sweep() == 0  # the next deadline is one interval later, not a failure per sweep
+    assert push.push_sweep() == 1
+    assert push.push_sweep() == 0  # the next deadline is one interval later, not a failure per sweep
 
     late.refresh_from_db()
     assert late.status == MonitorStatus.DOWN
@@ -195,9 +199,10 @@ def test_the_allowlist_opens_a_private_range(alice_api, default_target_policy, s
 
 
 def test_a_result_carries_phases_tls_facts_and_the_failed_condition(alice, alice_api):
-    monitor = services.monitor_create(owner=alice, name="tls", url="https://example.com/", interval=60)
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="tls", url="https://example.com/",
+                                                                    interval=60))
     not_after = timezone.now() + timedelta(days=40)
-    services.probe_result_record(monitor_id=monitor.pk, record=services.ProbeRecord(
+    results.probe_result_record(monitor_id=monitor.pk, record=results.ProbeRecord(
         checked_at=timezone.now(), success=False, status_code=200, response_time_ms=42.0,
         error="condition failed: [STATUS] == 204", task_id="t", failed_condition="[STATUS] == 204",
         phases={"dns": 1.0, "connect": 2.0, "tls": 10.0, "processing": 25.0, "transfer": 4.0},
@@ -215,7 +220,7 @@ def test_a_result_carries_phases_tls_facts_and_the_failed_condition(alice, alice
 
 def _record_certificate(monitor, *, days_left: float, fingerprint: str) -> None:
     now = timezone.now()
-    services.probe_result_record(monitor_id=monitor.pk, record=services.ProbeRecord(
+    results.probe_result_record(monitor_id=monitor.pk, record=results.ProbeRecord(
         checked_at=now, success=True, status_code=200, response_time_ms=5.0, error="", task_id="",
         tls={"subject": "CN=a", "issuer": "CN=ca"}, tls_not_after=now + timedelta(days=days_left),
         tls_fingerprint=fingerprint,
@@ -223,8 +228,8 @@ def _record_certificate(monitor, *, days_left: float, fingerprint: str) -> None:
 
 
 def test_an_expiring_certificate_raises_one_tls_expiring_event_per_certificate(alice, alice_api, bob_api):
-    monitor = services.monitor_create(owner=alice, name="tls", url="https://example.com/", interval=60,
-                                      tls_expiry_days=14)
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="tls", url="https://example.com/", interval=60,
+                                      tls_expiry_days=14))
     _record_certificate(monitor, days_left=30, fingerprint="far")
     assert MonitorEvent.objects.count() == 0
     _record_certificate(monitor, days_left=10, fingerprint="old-cert")
@@ -237,7 +242,7 @@ def test_an_expiring_certificate_raises_one_tls_expiring_event_per_certificate(a
 
 
 def test_tls_expiry_days_zero_turns_the_warning_off(alice):
-    monitor = services.monitor_create(owner=alice, name="tls", url="https://example.com/", interval=60,
-                                      tls_expiry_days=0)
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="tls", url="https://example.com/", interval=60,
+                                      tls_expiry_days=0))
     _record_certificate(monitor, days_left=1, fingerprint="x")
     assert MonitorEvent.objects.count() == 0

@@ -7,6 +7,7 @@ import pytest
 
 from lookout.monitors import services
 from lookout.monitors.models import ProbeResult
+from lookout.monitors.spec import MonitorSpec
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +17,7 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def shop(alice):
-    return services.monitor_create(owner=alice, name="shop", url="https://shop.example/", interval=60)
+    return services.monitor_create(owner=alice, spec=MonitorSpec(name="shop", url="https://shop.example/", interval=60))
 
 
 @pytest.fixture
@@ -82,7 +83,8 @@ def test_results_recorded_while_paging_neither_repeat_nor_shift_the_older_pages(
 
 
 def test_next_links_keep_the_filters_and_the_page_size(api, shop, alice):
-    other = services.monitor_create(owner=alice, name="other", url="https://other.example/", interval=60)
+    other = services.monitor_create(owner=alice, spec=MonitorSpec(name="other", url="https://other.example/",
+                                                                  interval=60))
     mine = results(shop, [T0 + timedelta(minutes=minute) for minute in range(5)])
     results(other, [T0 + timedelta(minutes=minute) for minute in range(5)])
     failures = results(shop, [T0 + timedelta(minutes=minute, seconds=30) for minute in range(5)], success=False)
@@ -112,4 +114,4 @@ def test_a_cursor_that_is_not_one_of_ours_is_a_404(api, shop, cursor):
     # The last one is well-formed but for a time without a zone.
     response = api.get(RESULTS, {"cursor": cursor})
     assert response.status_code == 404
-    assert response.json() == {"detail": "Invalid cursor."}
+    assert response.json() == {"detail": "Invalid cursor.", "code": "not_found"}

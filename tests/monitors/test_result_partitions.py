@@ -16,6 +16,7 @@ from lookout.monitors.partitions import (
     partitions_drop,
     partitions_ensure,
 )
+from lookout.monitors.spec import MonitorSpec
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ NOW = datetime(2027, 3, 10, 12, 30, tzinfo=UTC)  # days no migration made partit
 
 @pytest.fixture
 def shop(alice):
-    return services.monitor_create(owner=alice, name="shop", url="https://shop.example/", interval=60)
+    return services.monitor_create(owner=alice, spec=MonitorSpec(name="shop", url="https://shop.example/", interval=60))
 
 
 def home_of(result: ProbeResult) -> str:
@@ -90,7 +91,8 @@ def test_deleting_a_monitor_deletes_its_results_in_every_partition(shop, alice):
     partitions_ensure(now=NOW)
     for days in (0, 1, 400):
         record(shop, NOW + timedelta(days=days))
-    other = services.monitor_create(owner=alice, name="other", url="https://other.example/", interval=60)
+    other = services.monitor_create(owner=alice, spec=MonitorSpec(name="other", url="https://other.example/",
+                                                                  interval=60))
     record(other, NOW)
 
     services.monitor_delete(monitor=shop)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lookout.observability import celery_signals
+from lookout import process_signals
 from lookout.observability.liveness import CONSUMER_STALE_SECONDS, ConsumerState, kombu_retry_sleep_cooperative
 from lookout.observability.server import metrics_server_start
 from lookout.scheduling import lock as lock_module
@@ -90,13 +90,13 @@ def test_beat_is_unhealthy_only_when_its_scheduler_loop_stopped(monkeypatch, hel
     monkeypatch.setattr(lock_module, "_current", FakeLock(held))
     service = SimpleNamespace(_last_tick=time.monotonic() - tick_age)
 
-    assert celery_signals.beat_health(service) == expected
+    assert process_signals.beat_health(service) == expected
 
 
 def test_beat_before_its_first_tick_is_starting(monkeypatch):
     monkeypatch.setattr(lock_module, "_current", None)
 
-    assert celery_signals.beat_health(SimpleNamespace(_last_tick=None)) == (True, "starting")
+    assert process_signals.beat_health(SimpleNamespace(_last_tick=None)) == (True, "starting")
 
 
 # --- the port ---------------------------------------------------------------------------------------------------

@@ -13,11 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lookout.monitors import services
 from lookout.monitors.models import Monitor
-from lookout.monitors.services import ProbeRecord
+from lookout.monitors.spec import MonitorSpec
 from lookout.observability import collector as collector_module
 from lookout.observability.collector import MonitorCollector
 from lookout.observability.exposition import metrics_payload
 from lookout.observability.server import metrics_server_start
+from lookout.probes import results
+from lookout.probes.results import ProbeRecord
 
 TOKEN = "metrics-test-token"
 CHECKED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -35,11 +37,11 @@ def routes_seen() -> set[str]:
 
 def monitor(owner, *, url: str = "https://example.com/", name: str = "Example") -> Monitor:
     # failure_threshold=1: one failed probe confirms "down" (the default asks for two in a row).
-    return services.monitor_create(owner=owner, name=name, url=url, interval=60, failure_threshold=1)
+    return services.monitor_create(owner=owner, spec=MonitorSpec(name=name, url=url, interval=60, failure_threshold=1))
 
 
 def probed(target: Monitor, *, success: bool, elapsed_ms: float = 250.0) -> Monitor:
-    services.probe_result_record(monitor_id=target.pk, record=ProbeRecord(
+    results.probe_result_record(monitor_id=target.pk, record=ProbeRecord(
         checked_at=CHECKED_AT, success=success, status_code=200 if success else 500,
         response_time_ms=elapsed_ms, error="" if success else "HTTP 500", task_id="t"))
     target.refresh_from_db()

@@ -9,9 +9,11 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from lookout.monitors import services
-from lookout.monitors.services import ProbeRecord
+from lookout.monitors.spec import MonitorSpec
 from lookout.observability import collector as collector_module
 from lookout.observability.collector import MonitorCollector
+from lookout.probes import results
+from lookout.probes.results import ProbeRecord
 
 
 def by_name(collector: MonitorCollector) -> dict[str, dict[tuple, float]]:
@@ -22,8 +24,8 @@ def by_name(collector: MonitorCollector) -> dict[str, dict[tuple, float]]:
 # transaction=True: the collector closes its connection after each read, as its scrape threads must.
 @pytest.mark.django_db(transaction=True)
 def test_open_incidents_are_counted_per_monitor(alice):
-    down = services.monitor_create(owner=alice, name="down", url="https://example.com/", interval=60)
-    fine = services.monitor_create(owner=alice, name="fine", url="https://example.org/", interval=60)
+    down = services.monitor_create(owner=alice, spec=MonitorSpec(name="down", url="https://example.com/", interval=60))
+    fine = services.monitor_create(owner=alice, spec=MonitorSpec(name="fine", url="https://example.org/", interval=60))
     incident = apps.get_model("alerting", "Incident")
     now = timezone.now()
     incident.objects.create(monitor=down, started_at=now, detected_at=now, ended_at=now)  # closed: not counted
@@ -38,7 +40,7 @@ def test_open_incidents_are_counted_per_monitor(alice):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_database_error_drops_the_per_monitor_series_and_says_so(alice, monkeypatch, caplog):
-    services.monitor_create(owner=alice, name="any", url="https://example.com/", interval=60)
+    services.monitor_create(owner=alice, spec=MonitorSpec(name="any", url="https://example.com/", interval=60))
     collector = MonitorCollector(cache_seconds=0)
     assert by_name(collector)["lookout_monitor_info"]
 
@@ -63,12 +65,14 @@ def test_the_cache_lifetime_comes_from_the_environment(monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_fast_text_rendering_carries_exactly_the_collected_series(alice):
-    tricky = services.monitor_create(owner=alice, name='say "hi"\\ \nnow', url="https://example.com/", interval=60)
-    services.probe_result_record(monitor_id=tricky.pk, record=ProbeRecord(
+    tricky = services.monitor_create(owner=alice, spec=MonitorSpec(name='say "hi"\\ \nnow',
+                                                                   url="https://example.com/", interval=60))
+    results.probe_result_record(monitor_id=tricky.pk, record=ProbeRecord(
         checked_at=timezone.now(), success=True, status_code=200, response_time_ms=12.5, error="", task_id="t",
         phases={"dns": 1.0, "connect": 2.0, "processing": 3.0, "transfer": 4.5}))
-    services.monitor_pause(monitor=services.monitor_create(owner=alice, name="paused", url="tcp://db.internal:5432",
-                                                           type="tcp", interval=60))
+    services.monitor_pause(monitor=services.monitor_create(owner=alice, spec=MonitorSpec(name="paused",
+                                                                                         url="tcp://db.internal:5432",
+                                                           type="tcp", interval=60)))
     collector = MonitorCollector(cache_seconds=3600)
 
     collected = {(s.name, tuple(sorted(s.labels.items())), s.value)
@@ -90,7 +94,7 @@ def test_a_gzipped_scrape_is_one_stream_of_gzip_members(monkeypatch):
             body = b"lookout_monitor_collector_up 1.0\n"
             return gzip.compress(body) if gzipped else body
 
-    monkeypatch.setattr(collector_module, "monitor_collector", Fixed)
+    monkeypatch.setattr(exposition, "monitor_collector", Fixed)
     monkeypatch.setattr(exposition, "generate_latest", lambda registry: b"lookout_beat_lock_held 1.0\n")
     plain, _ = exposition.metrics_payload(include_monitors=True)
     packed, _ = exposition.metrics_payload(include_monitors=True, gzipped=True)

@@ -11,15 +11,17 @@ from django.db import DataError, connections
 
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, MonitorStatus, ProbeResult
-from lookout.monitors.services import ProbeRecord, probe_results_record
+from lookout.monitors.spec import MonitorSpec
 from lookout.probes.batching import Batcher
+from lookout.probes.results import ProbeRecord, probe_results_record
 from lookout.probes.services import probe_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def monitor_for(owner, target, name: str, **fields) -> Monitor:
-    return services.monitor_create(owner=owner, name=name, url=target.url + name, interval=60, **fields)
+    return services.monitor_create(owner=owner, spec=MonitorSpec(name=name, url=target.url + name, interval=60,
+                                                                 **fields))
 
 
 def test_probes_finishing_together_are_each_recorded_and_committed_before_probe_run_returns(alice, http_target):

@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, ProbeResult
 from lookout.monitors.selectors import monitors_for_probe
+from lookout.monitors.spec import MonitorSpec
 from lookout.observability.collector import MonitorCollector
 from lookout.probes.services import PROBE_FIELDS, probe_run, probe_spec
 
@@ -16,9 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_secret_headers_and_basic_auth_reach_the_target_decrypted(alice, http_target):
     monitor = services.monitor_create(
-        owner=alice, name="secret", url=http_target.url, interval=60, headers={"X-Plain": "p"},
+        owner=alice, spec=MonitorSpec(name="secret", url=http_target.url, interval=60, headers={"X-Plain": "p"},
         secret_headers={"X-Api-Key": "k3y"}, basic_auth_username="bot", basic_auth_password="pa55",
-    )
+    ))
     probe_run(monitor_id=monitor.pk, task_id="t")
     headers = http_target.hits[0].headers
     assert headers["X-Plain"] == "p"
@@ -27,16 +28,17 @@ def test_secret_headers_and_basic_auth_reach_the_target_decrypted(alice, http_ta
 
 
 def test_a_post_with_a_body_is_sent_as_configured(alice, http_target):
-    monitor = services.monitor_create(owner=alice, name="post", url=http_target.url, interval=60, method="POST",
-                                      body='{"ping": true}')
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="post", url=http_target.url, interval=60,
+                                                                    method="POST",
+                                      body='{"ping": true}'))
     probe_run(monitor_id=monitor.pk, task_id="t")
     assert http_target.hits[0].method == "POST"
 
 
 def test_a_failed_condition_is_recorded_with_the_result(alice, http_target):
     http_target.set(body=b'{"status": "DOWN"}')
-    monitor = services.monitor_create(owner=alice, name="cond", url=http_target.url, interval=60,
-                                      conditions=["[STATUS] == 200", '[BODY].status == "UP"'])
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="cond", url=http_target.url, interval=60,
+                                      conditions=["[STATUS] == 200", '[BODY].status == "UP"']))
     outcome = probe_run(monitor_id=monitor.pk, task_id="t")
     result = ProbeResult.objects.get(monitor=monitor)
     assert outcome["success"] is False and result.success is False
@@ -45,7 +47,7 @@ def test_a_failed_condition_is_recorded_with_the_result(alice, http_target):
 
 def test_phases_are_recorded_and_exported_for_the_fleet_and_the_monitor(alice, http_target):
     before = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", {"phase": "processing"}) or 0
-    monitor = services.monitor_create(owner=alice, name="phases", url=http_target.url, interval=60)
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="phases", url=http_target.url, interval=60))
     probe_run(monitor_id=monitor.pk, task_id="t")
     result = ProbeResult.objects.get(monitor=monitor)
     assert {"dns", "connect", "processing", "transfer"} <= set(result.phases)
@@ -63,10 +65,11 @@ def test_phases_are_recorded_and_exported_for_the_fleet_and_the_monitor(alice, h
 
 def test_the_fields_a_worker_reads_are_all_that_building_the_probe_needs(alice, django_assert_num_queries):
     services.monitor_create(
-        owner=alice, name="everything", url="https://example.com/", interval=60, method="POST", body="b",
+        owner=alice, spec=MonitorSpec(
+            name="everything", url="https://example.com/", interval=60, method="POST", body="b",
         headers={"X": "1"}, secret_headers={"Y": "2"}, basic_auth_username="u", basic_auth_password="p",
         keyword="k", expected_status=[200], conditions=["[STATUS] == 200"],
-    )
+    ))
     (monitor,) = monitors_for_probe(monitor_ids=[Monitor.objects.get().pk], fields=PROBE_FIELDS).values()
 
     with django_assert_num_queries(0):  # a field missing from PROBE_FIELDS would be loaded here, one query each

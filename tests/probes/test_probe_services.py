@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, MonitorStatus, ProbeResult
+from lookout.monitors.spec import MonitorSpec
 from lookout.probes.services import probe_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +26,8 @@ def loopback_targets_allowed(monkeypatch, settings):
 
 
 def monitor_for(owner, target, **fields) -> Monitor:
-    return services.monitor_create(owner=owner, name="target", url=target.url + "health", interval=60, **fields)
+    return services.monitor_create(owner=owner, spec=MonitorSpec(name="target", url=target.url + "health",
+                                                                 interval=60, **fields))
 
 
 def probes_total(result: str) -> float:

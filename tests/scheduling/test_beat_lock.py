@@ -88,18 +88,8 @@ def test_sqlite_needs_no_lock():
 
 @pytest.fixture
 def stack(tmp_path):
-    stack = LookoutStack(tmp_path, name=f"lookout_lock_{uuid.uuid4().hex[:8]}")
-    try:
+    with LookoutStack(tmp_path, name=f"lookout_lock_{uuid.uuid4().hex[:8]}") as stack:
         yield stack.up()
-    finally:
-        stack.down()
-
-
-@pytest.fixture
-def target():
-    target = HttpTarget()
-    yield target
-    target.close()
 
 
 def beat_state(port: int) -> str:
@@ -109,33 +99,33 @@ def beat_state(port: int) -> str:
         return f"unreachable: {exc}"
 
 
-def hits_per_second(target: HttpTarget, seconds: float) -> float:
+def hits_per_second(http_target: HttpTarget, seconds: float) -> float:
     start = time.time()
     time.sleep(seconds)
-    return len(target.hits_between(start, time.time())) / seconds
+    return len(http_target.hits_between(start, time.time())) / seconds
 
 
 @pytest.mark.e2e
-def test_two_beats_dispatch_once_and_the_standby_takes_over(stack, target, capsys):
+def test_two_beats_dispatch_once_and_the_standby_takes_over(stack, http_target, capsys):
     standby_port = free_port()
     stack.start("beat2", "beat", LOOKOUT_METRICS_PORT=str(standby_port))
     wait_until(lambda: beat_state(standby_port).startswith("standby"), timeout=60, what="the second beat to wait")
     assert beat_state(stack.beat_metrics_port).startswith("active"), beat_state(stack.beat_metrics_port)
     assert "waiting for the scheduler lock" in stack.log("beat2")
 
-    response = stack.api("POST", "monitors/", json={"name": "lock", "url": target.url, "interval": 1})
+    response = stack.api("POST", "monitors/", json={"name": "lock", "url": http_target.url, "interval": 1})
     assert response.status_code == 201, response.text
-    wait_until(lambda: len(target.hits) >= 3, timeout=20, what="the first probes")
-    rate_with_two = hits_per_second(target, 8)
+    wait_until(lambda: len(http_target.hits) >= 3, timeout=20, what="the first probes")
+    rate_with_two = hits_per_second(http_target, 8)
 
     stack.processes["beat"].send_signal(signal.SIGKILL)
     stack.processes["beat"].wait()
     killed_at = time.time()
     wait_until(lambda: beat_state(standby_port).startswith("active"), timeout=20, what="the standby to take over")
     took_over = time.time() - killed_at
-    wait_until(lambda: target.hits_between(killed_at + took_over, time.time()), timeout=10,
+    wait_until(lambda: http_target.hits_between(killed_at + took_over, time.time()), timeout=10,
                what="a probe from the new active beat")
-    rate_after = hits_per_second(target, 6)
+    rate_after = hits_per_second(http_target, 6)
     with capsys.disabled():
         print(f"\n[beat lock] two beats: {rate_with_two:.2f} probes/s at interval 1 s; SIGKILL -> standby active "
               f"after {took_over:.1f} s, then {rate_after:.2f} probes/s")
@@ -146,13 +136,13 @@ def test_two_beats_dispatch_once_and_the_standby_takes_over(stack, target, capsy
 
 
 @pytest.mark.e2e
-def test_a_beat_whose_lock_session_dies_stops_dispatching_and_recovers(stack, target):
+def test_a_beat_whose_lock_session_dies_stops_dispatching_and_recovers(stack, http_target):
     standby_port = free_port()
     stack.start("beat2", "beat", LOOKOUT_METRICS_PORT=str(standby_port))
     wait_until(lambda: beat_state(standby_port).startswith("standby"), timeout=60, what="the second beat to wait")
-    response = stack.api("POST", "monitors/", json={"name": "lock", "url": target.url, "interval": 1})
+    response = stack.api("POST", "monitors/", json={"name": "lock", "url": http_target.url, "interval": 1})
     assert response.status_code == 201, response.text
-    wait_until(lambda: len(target.hits) >= 3, timeout=20, what="the first probes")
+    wait_until(lambda: len(http_target.hits) >= 3, timeout=20, what="the first probes")
 
     assert terminate_lock_sessions(stack.name) == 1
     wait_until(lambda: "stopped dispatching" in stack.log("beat"), timeout=10,
@@ -164,7 +154,7 @@ def test_a_beat_whose_lock_session_dies_stops_dispatching_and_recovers(stack, ta
 
     states = wait_until(one_active, timeout=20, what="exactly one beat to hold the lock again")
     settled = time.time()
-    wait_until(lambda: target.hits_between(settled, time.time()), timeout=10, what="probing to continue")
-    rate = hits_per_second(target, 6)
+    wait_until(lambda: http_target.hits_between(settled, time.time()), timeout=10, what="probing to continue")
+    rate = hits_per_second(http_target, 6)
     assert 0.7 <= rate <= 1.3, f"after the lost session: {rate:.2f} probes/s, states {states}"
     stack.assert_running()

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lookout.scheduling.crontab import crontab_fields, timezone_validate
+from lookout.core.crontab import crontab_fields, timezone_validate
 
 # --- crontab_fields and timezone_validate --------------------------------------------------------------------
 

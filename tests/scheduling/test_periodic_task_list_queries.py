@@ -5,6 +5,7 @@ from itertools import count
 import pytest
 
 from lookout.monitors import services
+from lookout.monitors.spec import MonitorSpec
 from lookout.scheduling.periodic_tasks import periodic_task_create, periodic_tasks_seed
 from support.queries import assert_queries_do_not_grow
 
@@ -22,7 +23,8 @@ def test_the_periodic_task_list_does_not_query_per_task(alice, alice_api):
         for _ in range(rows):
             n = next(serial)
             if n % 2:  # a monitor's (interval) task
-                services.monitor_create(owner=alice, name=f"m{n}", url="https://shop.example/", interval=60 + n)
+                services.monitor_create(owner=alice, spec=MonitorSpec(name=f"m{n}", url="https://shop.example/",
+                                                                      interval=60 + n))
             else:  # an allowlisted maintenance task on a crontab
                 periodic_task_create(name=f"prune {n}", task="lookout.stats.tasks.results_prune",
                                      crontab=f"{n % 60} 4 * * *")

@@ -5,6 +5,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from lookout.monitors import services
+from lookout.monitors.spec import MonitorSpec
 from lookout.scheduling.periodic_tasks import periodic_tasks_seed
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +50,7 @@ def test_only_staff_may_use_it(alice_api, client):
 
 
 def test_staff_list_every_periodic_task_including_monitors(staff_api, alice, seeded):
-    monitor = services.monitor_create(owner=alice, name="m", url="https://example.com/", interval=60)
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="m", url="https://example.com/", interval=60))
 
     listed = {t["name"]: t for t in staff_api.get(TASKS, {"page_size": 100}).json()["results"]}
 
@@ -124,11 +125,12 @@ def test_an_unknown_task_name_says_which_ones_are_allowed(staff_api):
 def test_a_duplicate_name_is_a_400(staff_api, seeded):
     response = staff_api.post(TASKS, {"name": "lookout.results-prune", "task": PRUNE,
                                       "interval": {"every": 1, "period": "hours"}}, format="json")
-    assert response.status_code == 400 and "exists" in response.json()["detail"]
+    assert response.status_code == 409 and "exists" in response.json()["detail"]
+    assert response.json()["code"] == "conflict"
 
 
 def test_a_monitors_task_changes_only_through_its_monitor(staff_api, alice):
-    monitor = services.monitor_create(owner=alice, name="m", url="https://example.com/", interval=60)
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="m", url="https://example.com/", interval=60))
     task = monitor.periodic_task
     url = f"{TASKS}{task.pk}/"
 

@@ -7,6 +7,7 @@ import pytest
 from lookout.alerting.models import AlertEvent, Channel, DegradedEpisode, Incident, Notification
 from lookout.monitors import services
 from lookout.monitors.models import ProbeResult
+from lookout.monitors.spec import MonitorSpec
 from lookout.stats.models import ResultRollup
 from lookout.stats.retention import results_prune, rollups_prune
 from lookout.stats.rollups import rolled_until, rollup_run
@@ -19,7 +20,7 @@ NOW = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
 
 @pytest.fixture
 def shop(alice):
-    return services.monitor_create(owner=alice, name="shop", url="https://shop.example/", interval=60)
+    return services.monitor_create(owner=alice, spec=MonitorSpec(name="shop", url="https://shop.example/", interval=60))
 
 
 def results_at(monitor, *moments: datetime, success: bool = True) -> None:

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from lookout.alerting.models import Incident
 from lookout.monitors import services
 from lookout.monitors.models import ProbeResult
+from lookout.monitors.spec import MonitorSpec
 from lookout.stats.buckets import EDGES_MS, bucket_index, histogram, percentile
 from lookout.stats.models import ResultRollup
 from lookout.stats.rollups import hours_rollup, rolled_until, rollup_run
@@ -22,7 +23,7 @@ NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 
 
 def monitor(owner, name: str = "shop"):
-    return services.monitor_create(owner=owner, name=name, url="https://shop.example/", interval=60)
+    return services.monitor_create(owner=owner, spec=MonitorSpec(name=name, url="https://shop.example/", interval=60))
 
 
 def seed(monitor, *, start: datetime, end: datetime, every: timedelta, fail_every: int = 10,

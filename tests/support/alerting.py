@@ -3,27 +3,30 @@
 from datetime import UTC, datetime, timedelta
 
 from lookout.alerting.models import Channel
-from lookout.alerting.services import channel_create
+from lookout.alerting.services import ChannelSpec, channel_create
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, ProbeResult
-from lookout.monitors.services import ProbeRecord
+from lookout.monitors.spec import MonitorSpec
+from lookout.probes import results
+from lookout.probes.results import ProbeRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def monitor_for(owner, *, channels: list[Channel] = (), **fields) -> Monitor:
-    return services.monitor_create(owner=owner, **{"name": "shop", "url": "https://shop.example/health",
-                                                   "interval": 60, "channels": list(channels), **fields})
+    return services.monitor_create(owner=owner, spec=MonitorSpec(**{
+        "name": "shop", "url": "https://shop.example/health", "interval": 60,
+        "channels": [channel.pk for channel in channels], **fields}))
 
 
 def webhook_channel(owner, url: str, **fields) -> Channel:
-    return channel_create(owner=owner, **{"name": "hook", "kind": "webhook", "url": url, **fields})
+    return channel_create(owner=owner, spec=ChannelSpec(**{"name": "hook", "kind": "webhook", "url": url, **fields}))
 
 
 def record(monitor: Monitor, *, at: datetime, success: bool, status_code: int | None = None,
            elapsed_ms: float = 20.0) -> ProbeResult:
     code = status_code if status_code is not None else (200 if success else 503)
-    result = services.probe_result_record(monitor_id=monitor.pk, record=ProbeRecord(
+    result = results.probe_result_record(monitor_id=monitor.pk, record=ProbeRecord(
         checked_at=at, success=success, status_code=code, response_time_ms=elapsed_ms,
         error="" if success else f"HTTP {code}", task_id="t"))
     assert result is not None

@@ -1,7 +1,7 @@
 """Servers the probe engine tests start on loopback: HTTPS with certificates made for the test (trustme),
 a DNS server (dnslib) with a small zone, and raw TCP servers scripted per test. No traffic leaves the machine.
 
-The fixtures are made available to tests/probes by conftest.py; helpers are imported from here directly.
+The fixtures are made available to tests/probes/engine by conftest.py; helpers are imported from here directly.
 """
 
 from __future__ import annotations

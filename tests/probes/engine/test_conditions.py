@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from lookout.probes.conditions import (
+from lookout.probes.engine.conditions import (
     ConditionContext,
     ConditionError,
     condition_evaluate,

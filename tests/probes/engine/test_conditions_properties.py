@@ -7,7 +7,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lookout.probes.conditions import (
+from lookout.probes.engine.conditions import (
     OPERATORS,
     PLACEHOLDERS,
     Condition,

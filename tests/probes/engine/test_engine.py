@@ -18,8 +18,8 @@ import pytest
 
 from lookout import __version__
 from lookout.probes.engine import (
-    MAX_BODY_BYTES,
-    MAX_REDIRECTS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_REDIRECTS,
     USER_AGENT,
     Outcome,
     ProbeSpec,
@@ -334,13 +334,13 @@ def test_a_keyword_is_found_across_a_chunked_body(server: Server) -> None:
 
 
 def test_a_keyword_just_inside_the_body_cap_is_found(server: Server) -> None:
-    outcome = probe(Spec(server.url(f"/padded/{MAX_BODY_BYTES - 6}"), timeout=5, keyword="needle"))
+    outcome = probe(Spec(server.url(f"/padded/{DEFAULT_MAX_BODY_BYTES - 6}"), timeout=5, keyword="needle"))
 
     assert outcome.success is True
 
 
 def test_a_keyword_beyond_the_body_cap_is_not_found(server: Server) -> None:
-    outcome = probe(Spec(server.url(f"/padded/{MAX_BODY_BYTES}"), timeout=5, keyword="needle"))
+    outcome = probe(Spec(server.url(f"/padded/{DEFAULT_MAX_BODY_BYTES}"), timeout=5, keyword="needle"))
 
     assert_failed(outcome)
     assert outcome.error == "keyword 'needle' not found in the first 1048576 bytes"
@@ -417,15 +417,15 @@ def test_a_head_probe_succeeds_without_a_body(server: Server) -> None:
 
 
 def test_a_chain_of_5_redirects_is_followed_to_the_final_status(server: Server) -> None:
-    outcome = probe(Spec(server.url(f"/redirect/{MAX_REDIRECTS}"), timeout=5, keyword="landed"))
+    outcome = probe(Spec(server.url(f"/redirect/{DEFAULT_MAX_REDIRECTS}"), timeout=5, keyword="landed"))
 
     assert outcome.success is True
     assert outcome.status_code == 200
-    assert len(server.seen) == MAX_REDIRECTS + 1
+    assert len(server.seen) == DEFAULT_MAX_REDIRECTS + 1
 
 
 def test_a_chain_of_6_redirects_fails_as_too_many_redirects(server: Server) -> None:
-    outcome = probe(Spec(server.url(f"/redirect/{MAX_REDIRECTS + 1}"), timeout=5))
+    outcome = probe(Spec(server.url(f"/redirect/{DEFAULT_MAX_REDIRECTS + 1}"), timeout=5))
 
     assert_failed(outcome)
     assert outcome.error == "too many redirects (more than 5)"

@@ -12,7 +12,7 @@ import tracemalloc
 import pytest
 from probe_servers import read_request
 
-from lookout.probes.engine import MAX_BODY_BYTES, Outcome, ProbeSpec, TargetPolicy, probe
+from lookout.probes.engine import DEFAULT_MAX_BODY_BYTES, Outcome, ProbeSpec, TargetPolicy, probe
 
 LOCAL = TargetPolicy(allow_private=True)
 GIB = 1024 ** 3
@@ -51,7 +51,7 @@ def test_a_gigabyte_stream_is_read_to_the_cap_and_judged_on_that_with_bounded_me
 
     assert outcome.success is True, outcome.error
     assert elapsed < 2
-    assert peak < 8 * MAX_BODY_BYTES  # the 1 MiB read, a few copies of it at most
+    assert peak < 8 * DEFAULT_MAX_BODY_BYTES  # the 1 MiB read, a few copies of it at most
 
 
 def test_a_gzip_bomb_is_decompressed_only_up_to_the_cap(tcp_server) -> None:
@@ -66,7 +66,7 @@ def test_a_gzip_bomb_is_decompressed_only_up_to_the_cap(tcp_server) -> None:
         tracemalloc.stop()
 
     assert outcome.error == "keyword 'ok' not found in the first 1048576 bytes"
-    assert peak < 8 * MAX_BODY_BYTES
+    assert peak < 8 * DEFAULT_MAX_BODY_BYTES
     assert elapsed < 2
 
 
