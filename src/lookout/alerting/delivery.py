@@ -45,7 +45,7 @@ class Claim:
 
 def retry_delay(attempts: int) -> float:
     """Exponential backoff with ±10 % jitter (so alerts failing together do not retry together), capped."""
-    delay = settings.LOOKOUT_ALERT_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0) * random.uniform(0.9, 1.1)
+    delay: float = settings.LOOKOUT_ALERT_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0) * random.uniform(0.9, 1.1)
     return min(delay, settings.LOOKOUT_ALERT_RETRY_MAX_SECONDS)
 
 

@@ -7,11 +7,11 @@ that recovered inside the window never alerts (nor its recovery).
 
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -27,6 +27,16 @@ MAX_DURATION_SECONDS = 7 * 24 * 3600
 _MINUTE = timedelta(minutes=1)
 
 
+class _ExpandedCrontab(Protocol):
+    """What Celery's crontab holds once built, each field expanded to its values; celery-types leaves these out."""
+
+    minute: set[int]
+    hour: set[int]
+    day_of_week: set[int]
+    day_of_month: set[int]
+    month_of_year: set[int]
+
+
 def cron_window_active(*, cron: str, tz: str, duration_seconds: int, now: datetime) -> bool:
     """Whether an occurrence of `cron` (a minute, in zone `tz`) started within the last `duration_seconds`.
 
@@ -34,7 +44,7 @@ def cron_window_active(*, cron: str, tz: str, duration_seconds: int, now: dateti
     hundred steps at most. Day-of-month and day-of-week must both match, as in Celery's own crontab (the
     parser monitors use), not either as in Vixie cron.
     """
-    schedule = crontab(**crontab_fields(cron))
+    schedule = cast(_ExpandedCrontab, crontab(**crontab_fields(cron)))
     zone = ZoneInfo(tz)
     # Wall-clock minutes in the window's zone; an occurrence is active while start <= now < start + duration.
     moment = now.astimezone(zone).replace(second=0, microsecond=0, tzinfo=None)
@@ -131,7 +141,7 @@ def window_spec(window: MaintenanceWindow) -> WindowSpec:
                       cron=window.cron, timezone=window.timezone, duration_seconds=window.duration_seconds)
 
 
-def _window_validate(spec: WindowSpec, *, owner: AbstractBaseUser) -> WindowSpec:
+def _window_validate(spec: WindowSpec, *, owner: User) -> WindowSpec:
     """The spec as stored (normalized crontab), or ValidationFailed naming each field that breaks a rule."""
     errors: dict[str, list[str]] = {}
     if len(spec.name) > 200:
@@ -179,7 +189,7 @@ def _window_values(spec: WindowSpec) -> dict[str, Any]:
     return values
 
 
-def window_create(*, owner: AbstractBaseUser, spec: WindowSpec) -> MaintenanceWindow:
+def window_create(*, owner: User, spec: WindowSpec) -> MaintenanceWindow:
     """Create a window; ValidationFailed changes nothing."""
     window = MaintenanceWindow.objects.create(owner=owner, **_window_values(_window_validate(spec, owner=owner)))
     maintenance_sync()  # the window's monitors show `maintenance` at once, not at the next sweep
@@ -201,5 +211,5 @@ def window_delete(*, window: MaintenanceWindow) -> None:
     maintenance_sync()
 
 
-def window_list(*, owner: AbstractBaseUser) -> QuerySet[MaintenanceWindow]:
+def window_list(*, owner: User) -> QuerySet[MaintenanceWindow]:
     return MaintenanceWindow.objects.filter(owner=owner).order_by("id")

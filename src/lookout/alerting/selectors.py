@@ -1,16 +1,16 @@
 """Read queries for alerting, always scoped to their owner."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from lookout.alerting.models import Channel, Incident, Notification
 
 
-def channel_list(*, owner: AbstractBaseUser) -> QuerySet[Channel]:
+def channel_list(*, owner: User) -> QuerySet[Channel]:
     return Channel.objects.filter(owner=owner).order_by("id")
 
 
-def incident_list(*, owner: AbstractBaseUser, monitor_id: int | None = None,
+def incident_list(*, owner: User, monitor_id: int | None = None,
                   open: bool | None = None) -> QuerySet[Incident]:
     incidents = Incident.objects.filter(monitor__owner=owner)
     if monitor_id is not None:
@@ -20,7 +20,7 @@ def incident_list(*, owner: AbstractBaseUser, monitor_id: int | None = None,
     return incidents.order_by("-started_at", "-id")
 
 
-def notification_list(*, owner: AbstractBaseUser, monitor_id: int | None = None, incident_id: int | None = None,
+def notification_list(*, owner: User, monitor_id: int | None = None, incident_id: int | None = None,
                       channel_id: int | None = None, event: str | None = None,
                       state: str | None = None) -> QuerySet[Notification]:
     notifications = Notification.objects.filter(channel__owner=owner)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import EmailValidator
 from django.db import transaction
@@ -40,7 +40,7 @@ def channel_spec(channel: Channel) -> ChannelSpec:
                           if spec_field.name != "secret"})
 
 
-def _channel_validate(spec: ChannelSpec, *, owner: AbstractBaseUser, current: Channel | None) -> None:
+def _channel_validate(spec: ChannelSpec, *, owner: User, current: Channel | None) -> None:
     errors: dict[str, list[str]] = {}
 
     def add(name: str, message: str) -> None:
@@ -79,7 +79,7 @@ def _channel_validate(spec: ChannelSpec, *, owner: AbstractBaseUser, current: Ch
         raise ValidationFailed(errors)
 
 
-def channel_create(*, owner: AbstractBaseUser, spec: ChannelSpec) -> Channel:
+def channel_create(*, owner: User, spec: ChannelSpec) -> Channel:
     """Create a channel; ValidationFailed changes nothing."""
     _channel_validate(spec, owner=owner, current=None)
     return Channel.objects.create(owner=owner, **{**vars(replace(spec, secret=None)),

@@ -16,7 +16,7 @@ class RejectUnknownFieldsMixin:
             unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)  # type: ignore[misc, no-any-return]
 
 
 class StrictFloatField(serializers.FloatField):

@@ -15,8 +15,12 @@ from lookout.core.rate_counters import rate_counter_hit
 
 
 class FixedWindowThrottle(throttling.SimpleRateThrottle):
+    # Parsed from the rate by SimpleRateThrottle.__init__ (None without a rate); DRF's stubs leave them out.
+    num_requests: int | None
+    duration: int | None
+
     def allow_request(self, request: Request, view: Any) -> bool:  # Any: rest_framework.views imports this
-        if self.rate is None:
+        if self.rate is None or self.num_requests is None or self.duration is None:
             return True
         self.key = self.get_cache_key(request, view)
         if self.key is None:

@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+from typing import Any
 
 # prometheus-client must see its multiprocess directory before any worker imports it.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -20,14 +21,14 @@ control_socket_disable = True
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
-def on_starting(server) -> None:
+def on_starting(server: Any) -> None:  # gunicorn has no type information: its Arbiter
     # Files left by a previous run would add stale counts to this run's.
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, exist_ok=True)
 
 
-def child_exit(server, worker) -> None:
+def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)

@@ -1,6 +1,7 @@
 """Django settings, from the environment only (see the configuration table in README.md)."""
 
 from pathlib import Path
+from typing import Any, TypedDict
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -87,7 +88,7 @@ TEMPLATES = [
 ]
 
 
-def _database() -> dict:
+def _database() -> dj_database_url.DBConfig:
     url = env_required("DATABASE_URL", "e.g. postgres://user:password@host:5432/lookout (or run `lookout dev`)")
     database = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60), conn_health_checks=True)
     if database["ENGINE"] == "django.db.backends.sqlite3":
@@ -235,7 +236,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "Lookout <lookout@localhos
 # yet and never changes an existing row: from then on the row is data, changed through /api/v1/periodic-tasks/
 # (or the admin), and survives restarts. (Entries in CELERY_BEAT_SCHEDULE would be rewritten by beat at every
 # start, undoing such changes; so there are none.) Their task names are the periodic-task API's allowlist.
-LOOKOUT_PERIODIC_TASKS = {
+class PeriodicTaskSeed(TypedDict):
+    task: str
+    every: int  # seconds; also the run's expiry
+    description: str
+
+
+LOOKOUT_PERIODIC_TASKS: dict[str, PeriodicTaskSeed] = {
     "lookout.push-sweep": {"task": "lookout.monitors.tasks.push_sweep", "every": LOOKOUT_PUSH_SWEEP_SECONDS,
                            "description": "Push monitors whose heartbeat is overdue go down."},
     "lookout.alert-sweep": {"task": "lookout.alerting.tasks.alerts_sweep", "every": LOOKOUT_ALERT_SWEEP_SECONDS,
@@ -289,7 +296,7 @@ CELERY_WORKER_CONSUMER = "lookout.observability.liveness:LookoutConsumer"
 CELERY_BEAT_SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
 # Empty on purpose: beat rewrites these rows at every start. Lookout's own schedules (including the push sweep)
 # are LOOKOUT_PERIODIC_TASKS above, created once by `lookout migrate` and then owned by the periodic-task API.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
 # Beat looks for changed schedules at least this often: a monitor change takes effect within ~1 s.
 CELERY_BEAT_MAX_LOOP_INTERVAL = 1
 DJANGO_CELERY_BEAT_TZ_AWARE = True

@@ -1,5 +1,6 @@
 """5-field crontab strings (minute hour day-of-month month day-of-week), parsed by Celery's own parser."""
 
+from typing import TypedDict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
@@ -7,15 +8,26 @@ from celery.schedules import crontab
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 
 
-def crontab_fields(cron: str) -> dict[str, str]:
+class CrontabFields(TypedDict):
+    """A crontab's fields by name, as Celery's crontab and django-celery-beat's CrontabSchedule take them."""
+
+    minute: str
+    hour: str
+    day_of_month: str
+    month_of_year: str
+    day_of_week: str
+
+
+def crontab_fields(cron: str) -> CrontabFields:
     """Split and validate a crontab; raise ValueError with a message fit for an API client."""
     parts = cron.split()
     if len(parts) != len(CRON_FIELDS):
         raise ValueError(
             f"a crontab has 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
         )
-    fields = dict(zip(CRON_FIELDS, parts, strict=True))
-    fields["day_of_week"] = _sunday_as_zero(fields["day_of_week"])
+    minute, hour, day_of_month, month_of_year, day_of_week = parts
+    fields = CrontabFields(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
+                           day_of_week=_sunday_as_zero(day_of_week))
     try:
         crontab(**fields)
     except (ValueError, IndexError, KeyError) as exc:

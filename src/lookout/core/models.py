@@ -8,7 +8,8 @@ class RateCounter(models.Model):
     (lookout.core.rate_counters). Unlogged on PostgreSQL: a crash may reset counters, never lose real data.
     """
 
-    key = models.CharField(max_length=255, primary_key=True)
+    KEY_MAX_LENGTH = 255
+    key = models.CharField(max_length=KEY_MAX_LENGTH, primary_key=True)
     window_end = models.BigIntegerField(help_text="Unix time the current window ends at.")
     hits = models.PositiveIntegerField(default=0)
 

@@ -11,7 +11,7 @@ from django.db import connection
 from lookout.core.models import RateCounter
 
 _TABLE = RateCounter._meta.db_table
-_KEY_MAX = RateCounter._meta.get_field("key").max_length
+_KEY_MAX = RateCounter.KEY_MAX_LENGTH
 
 # The first request under a key inserts its row; a request in the row's window adds one; the first request of
 # a later window starts the count again at 1. `>=`, not `=`: a replica whose clock is slightly behind counts

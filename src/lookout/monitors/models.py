@@ -23,8 +23,10 @@ class MonitorHealth(models.TextChoices):
 
 # The probe engine's types (lookout.probes.engine.types), and push: a heartbeat, where the target calls us (no
 # probe, no PeriodicTask). A new probe type changes these choices: its migration is an AlterField of `type`.
-MonitorType = models.TextChoices("MonitorType", [(name.upper(), name) for name in (*PROBE_TYPES, "push")])
-RecordType = models.TextChoices("RecordType", [(name, name) for name in RECORD_TYPES])
+# (Members built at run time: django-stubs types only the class syntax, so to the type checker these are Any.)
+MonitorType = models.TextChoices(  # type: ignore[call-overload]
+    "MonitorType", [(name.upper(), name) for name in (*PROBE_TYPES, "push")])
+RecordType = models.TextChoices("RecordType", [(name, name) for name in RECORD_TYPES])  # type: ignore[call-overload]
 
 
 class HttpMethod(models.TextChoices):

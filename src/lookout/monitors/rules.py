@@ -8,6 +8,7 @@ constants here, so the schema tells them, but these checks are the ones that cou
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -37,9 +38,11 @@ MAX_LENGTHS = {
     "basic_auth_username": 256, "basic_auth_password": 1024, "send": 4096, "expect": 4096, "expected_answer": 512,
     "header_value": 8192, "condition": 500,
 }
-# Field -> (lowest, highest) number accepted; interval's lowest is the installation's LOOKOUT_MIN_INTERVAL.
-BOUNDS: dict[str, tuple[float, float]] = {
-    "timeout": (MIN_TIMEOUT, MAX_TIMEOUT), "max_redirects": (0, MAX_REDIRECTS_ALLOWED),
+# (lowest, highest) timeout accepted, in seconds.
+TIMEOUT_BOUNDS = (MIN_TIMEOUT, MAX_TIMEOUT)
+# Field -> (lowest, highest) whole number accepted; interval's lowest is the installation's LOOKOUT_MIN_INTERVAL.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "max_redirects": (0, MAX_REDIRECTS_ALLOWED),
     "max_body_bytes": (1, MAX_BODY_BYTES_ALLOWED), "tls_expiry_days": (0, 365), "grace": (0, MAX_INTERVAL),
     "failure_threshold": (1, 100), "recovery_threshold": (1, 100),
 }
@@ -68,7 +71,7 @@ class _Errors:
     def add(self, name: str, message: str) -> None:
         self.by_field.setdefault(name, []).append(message)
 
-    def check(self, name: str, rule: Callable[[], None]) -> None:
+    def check(self, name: str, rule: Callable[[], object]) -> None:
         """Run a rule that raises ValueError with its message."""
         try:
             rule()
@@ -153,7 +156,7 @@ def spec_validate(spec: MonitorSpec, *, current: Monitor | None = None) -> Monit
     for name, limit in MAX_LENGTHS.items():
         value = getattr(spec, name, None)
         if value is not None and name not in ("url",):
-            errors.check(name, lambda value=value, name=name, limit=limit: _text(value, name=name, limit=limit))
+            errors.check(name, partial(_text, value, name=name, limit=limit))
     if not spec.name:
         errors.add("name", "This field may not be blank.")
     errors.check("type", lambda: _choice(spec.type, MonitorType.values))
@@ -162,11 +165,10 @@ def spec_validate(spec: MonitorSpec, *, current: Monitor | None = None) -> Monit
     errors.check("method", lambda: _choice(spec.method, HttpMethod.values))
     errors.check("record_type", lambda: _choice(spec.record_type, RecordType.values))
     errors.check("ip_version", lambda: _choice(spec.ip_version, (None, 4, 6)))
-    for name, (low, high) in BOUNDS.items():
+    for name, (low, high) in {"timeout": TIMEOUT_BOUNDS, **BOUNDS}.items():
         value = getattr(spec, name)
         if value is not None:
-            errors.check(name, lambda value=value, low=low, high=high, name=name: _number(
-                value, low=low, high=high, integer=name != "timeout"))
+            errors.check(name, partial(_number, value, low=low, high=high, integer=name != "timeout"))
     errors.check("expected_status", lambda: _expected_status(spec.expected_status))
     errors.check("headers", lambda: _headers(spec.headers))
     errors.check("secret_headers", lambda: _headers(spec.secret_headers))
@@ -175,7 +177,7 @@ def spec_validate(spec: MonitorSpec, *, current: Monitor | None = None) -> Monit
 
     cron = spec.cron
     if cron is not None and "cron" not in errors.by_field:
-        errors.check("cron", lambda: crontab_fields(cron))
+        errors.check("cron", partial(crontab_fields, cron))
         cron = " ".join(cron.split())
     if spec.interval is not None:
         low, high = interval_bounds()

@@ -3,22 +3,22 @@
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, ProbeResult
 
 
-def monitor_list(*, owner: AbstractBaseUser) -> QuerySet[Monitor]:
+def monitor_list(*, owner: User) -> QuerySet[Monitor]:
     return Monitor.objects.filter(owner=owner).prefetch_related("channels").order_by("id")
 
 
-def monitor_get(*, owner: AbstractBaseUser, monitor_id: int) -> Monitor | None:
+def monitor_get(*, owner: User, monitor_id: int) -> Monitor | None:
     """One of the owner's monitors, without what only its representation needs (its channels)."""
     return Monitor.objects.filter(owner=owner, pk=monitor_id).first()
 
 
-def result_list(*, owner: AbstractBaseUser, monitor_id: int | None = None, success: bool | None = None,
+def result_list(*, owner: User, monitor_id: int | None = None, success: bool | None = None,
                 since: datetime | None = None) -> QuerySet[ProbeResult]:
     results = ProbeResult.objects.filter(monitor__owner=owner)
     if monitor_id is not None:
@@ -30,7 +30,7 @@ def result_list(*, owner: AbstractBaseUser, monitor_id: int | None = None, succe
     return results.order_by("-checked_at", "-id")
 
 
-def issued_task_get(*, owner: AbstractBaseUser, task_id: str) -> IssuedTask | None:
+def issued_task_get(*, owner: User, task_id: str) -> IssuedTask | None:
     return IssuedTask.objects.filter(owner=owner, task_id=task_id).first()
 
 
@@ -39,7 +39,7 @@ def monitors_for_probe(*, monitor_ids: list[int], fields: Iterable[str]) -> dict
     return Monitor.objects.only(*fields).in_bulk(monitor_ids)
 
 
-def event_list(*, owner: AbstractBaseUser, monitor_id: int | None = None) -> QuerySet[MonitorEvent]:
+def event_list(*, owner: User, monitor_id: int | None = None) -> QuerySet[MonitorEvent]:
     events = MonitorEvent.objects.filter(monitor__owner=owner)
     if monitor_id is not None:
         events = events.filter(monitor_id=monitor_id)

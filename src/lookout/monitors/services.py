@@ -6,7 +6,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone as django_timezone
 
@@ -30,7 +30,7 @@ def push_deadline(*, monitor: Monitor, after: datetime) -> datetime:
 def _channels_set(*, monitor: Monitor, channel_ids: list[int]) -> None:
     """Name the owner's channels to alert; another owner's channel is a validation error, as a missing one."""
     # The channel model by relation, not by import: alerting builds on monitors, not the other way round.
-    channel_model = Monitor._meta.get_field("channels").related_model
+    channel_model = monitor.channels.model
     owned = set(channel_model.objects.filter(owner_id=monitor.owner_id, pk__in=channel_ids)
                 .values_list("pk", flat=True))
     missing = [pk for pk in channel_ids if pk not in owned]
@@ -40,7 +40,7 @@ def _channels_set(*, monitor: Monitor, channel_ids: list[int]) -> None:
 
 
 @transaction.atomic
-def monitor_create(*, owner: AbstractBaseUser, spec: MonitorSpec) -> Monitor:
+def monitor_create(*, owner: User, spec: MonitorSpec) -> Monitor:
     """Create a monitor with its PeriodicTask (push monitors have none); ValidationFailed changes nothing."""
     spec = spec_validate(spec)
     monitor = Monitor(owner=owner, **{name: getattr(spec, name) for name in _COPIED},

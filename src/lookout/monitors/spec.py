@@ -5,12 +5,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from django.db.models import Field
+
 from lookout.monitors.models import Monitor
 
 
 def _model_default(name: str) -> Any:
     """The model's default, so a spec and a row created without the field agree."""
-    return field(default_factory=lambda: Monitor._meta.get_field(name).get_default())
+    def default() -> Any:
+        model_field = Monitor._meta.get_field(name)
+        if not isinstance(model_field, Field):  # get_field also finds relations, which have no default
+            raise TypeError(f"Monitor.{name} is not a field with a default")
+        return model_field.get_default()
+
+    return field(default_factory=default)
 
 
 @dataclass(frozen=True, kw_only=True)

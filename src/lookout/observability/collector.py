@@ -112,7 +112,7 @@ def _one(row: MonitorRow, value: float | None) -> tuple[Sample, ...]:
     return () if value is None else (((row.monitor_id,), value),)
 
 
-_UP = {MonitorStatus.UP: 1.0, MonitorStatus.DOWN: 0.0}
+_UP: dict[str, float] = {MonitorStatus.UP: 1.0, MonitorStatus.DOWN: 0.0}
 MONITOR_ID = ("monitor_id",)
 FAMILIES = (
     Family("lookout_monitor_info", "Monitor metadata for joins (value 1).",

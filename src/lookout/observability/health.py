@@ -24,8 +24,9 @@ def database_ok() -> tuple[bool, str]:
 def broker_ok() -> tuple[bool, str]:
     try:
         with app.connection_for_write(connect_timeout=BROKER_CHECK_TIMEOUT) as conn:
-            # No retry: kombu sleeps 2 s before its first retry, whatever the timeout says.
-            conn.ensure_connection(max_retries=0, timeout=BROKER_CHECK_TIMEOUT)
+            # No retry: kombu sleeps 2 s before its first retry, whatever the timeout says. (Seconds as a float:
+            # kombu compares them with a clock; celery-types says int.)
+            conn.ensure_connection(max_retries=0, timeout=BROKER_CHECK_TIMEOUT)  # type: ignore[arg-type]
         return True, "ok"
     except Exception as exc:  # kombu raises library and socket errors alike
         return False, f"unavailable: {exc}"

@@ -81,8 +81,9 @@ def kombu_retry_sleep_cooperative() -> None:
         return
     from kombu.utils import functional
 
-    if functional.sleep is not time.sleep:
-        functional.sleep = time.sleep
+    # celery-types leaves out functional.sleep (kombu's own `from time import sleep`).
+    if functional.sleep is not time.sleep:  # type: ignore[attr-defined]
+        functional.sleep = time.sleep  # type: ignore[attr-defined]
 
 
 class LookoutConsumer(Consumer):

@@ -8,6 +8,7 @@ import socketserver
 import threading
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from lookout.observability.exposition import metrics_payload
 from lookout.observability.health import metrics_token_ok
@@ -29,7 +30,7 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _check_answer(check: HealthCheck, start_response: Callable) -> Iterable[bytes]:
+def _check_answer(check: HealthCheck, start_response: StartResponse) -> Iterable[bytes]:
     try:
         healthy, detail = check()
     except Exception as exc:  # a check that cannot decide says so, with a 503
@@ -40,8 +41,8 @@ def _check_answer(check: HealthCheck, start_response: Callable) -> Iterable[byte
 
 
 def metrics_app(*, include_monitors: IncludeMonitors, health: HealthCheck,
-                readiness: HealthCheck | None = None) -> Callable:
-    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+                readiness: HealthCheck | None = None) -> WSGIApplication:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
             return _check_answer(health, start_response)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Field
 
 from lookout.alerting.notifications import event_notify
 from lookout.alerting.state import MonitorStateChange, monitor_state_apply, monitor_state_next
@@ -149,25 +150,40 @@ def _monitors_result_save(*, monitors: list[Monitor]) -> None:
     """
     if not monitors:
         return
-    fields = [Monitor._meta.get_field(name) for name in _RESULT_FIELDS]
+    fields = [_table_field(name) for name in _RESULT_FIELDS]
     if connection.vendor != "postgresql":  # lookout dev's SQLite
         for monitor in monitors:
             Monitor.objects.filter(pk=monitor.pk).update(**{f.attname: getattr(monitor, f.attname) for f in fields})
         return
     columns = [Monitor._meta.pk, *fields]
     quote = connection.ops.quote_name
+    names = [quote(_sql_text(column.column, column)) for column in columns]
     # As bulk_create: no length in the array types (varchar[], not varchar(16)[]).
-    arrays = ", ".join(f"(%s)::{column.db_type(connection).split('(')[0]}[]" for column in columns)
+    arrays = ", ".join(f"(%s)::{_sql_text(column.db_type(connection), column).split('(')[0]}[]" for column in columns)
     sql = (f"UPDATE {quote(Monitor._meta.db_table)} AS m SET "
-           + ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
-           + f" FROM UNNEST({arrays}) AS v({', '.join(quote(column.column) for column in columns)})"
-           + f" WHERE m.{quote(columns[0].column)} = v.{quote(columns[0].column)}")
+           + ", ".join(f"{name} = v.{name}" for name in names[1:])
+           + f" FROM UNNEST({arrays}) AS v({', '.join(names)})"
+           + f" WHERE m.{names[0]} = v.{names[0]}")
     # Only JSON needs adapting for psycopg (Django's preparation of the others is a costly no-op on PostgreSQL).
     json = {column for column in columns if column.get_internal_type() == "JSONField"}
     params = [[column.get_db_prep_save(getattr(monitor, column.attname), connection) if column in json
                else getattr(monitor, column.attname) for monitor in monitors] for column in columns]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _table_field(name: str) -> "Field[Any, Any]":
+    model_field = Monitor._meta.get_field(name)
+    if not isinstance(model_field, Field):  # get_field also finds relations, which are no column of the table
+        raise TypeError(f"Monitor.{name} is not a column of its table")
+    return model_field
+
+
+def _sql_text(text: str | None, model_field: "Field[Any, Any]") -> str:
+    """A column name or type, which Django leaves None only for fields that have no column."""
+    if text is None:
+        raise TypeError(f"Monitor.{model_field.name} has no column")
+    return text
 
 
 def tls_expiry_check(*, monitor: Monitor, record: ProbeRecord) -> None:

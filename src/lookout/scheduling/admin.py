@@ -1,5 +1,7 @@
 """django-celery-beat's PeriodicTask admin, read-only for the tasks that monitors own."""
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 from django_celery_beat.admin import PeriodicTaskAdmin
@@ -19,7 +21,7 @@ class LookoutPeriodicTaskAdmin(PeriodicTaskAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: PeriodicTask | None = None) -> bool:
         return not _monitor_owned(obj) and super().has_delete_permission(request, obj)
 
-    def get_actions(self, request: HttpRequest) -> dict:
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Bulk enable/disable/delete would bypass the monitors these tasks are derived from.
         return {}
 

@@ -11,7 +11,10 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the publisher builds on entries, not the other way round
+    from lookout.scheduling.publisher import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +52,9 @@ class CalendarRule:
         try:
             if hasattr(self.schedule, "remaining_delta"):  # crontab: the exact fire time, in its own zone
                 start, delta, _ = self.schedule.remaining_delta(after)
-                return (start + delta).timestamp()
-            remaining = self.schedule.remaining_estimate(after)  # solar, clocked
+                fire_at: datetime = start + delta
+                return fire_at.timestamp()
+            remaining: timedelta | None = self.schedule.remaining_estimate(after)  # solar, clocked
         except Exception:  # a schedule that cannot name its next run (a clocked time long gone) has none
             logger.warning("schedule %r has no next run after %s", self.schedule, after, exc_info=True)
             return NEVER
@@ -72,9 +76,9 @@ class Entry:
     id: int
     name: str
     task: str
-    args: list
-    kwargs: dict
-    options: dict  # queue, exchange, routing_key, priority, headers: as django-celery-beat passes them
+    args: list[Any]
+    kwargs: dict[str, Any]
+    options: dict[str, Any]  # queue, exchange, routing_key, priority, headers: as django-celery-beat passes them
     rule: IntervalRule | CalendarRule
     expire_seconds: int | None
     expires_at: float | None  # the row's `expires`: no run after this moment, the task is then disabled
@@ -84,7 +88,7 @@ class Entry:
     due: float = field(default=NEVER)
     wake: float = field(default=NEVER)  # when the scheduler looks at it next: `due`, or a retry of it
     attempts: int = 0  # failed publishes of the current run
-    prepared: Any = None  # its part of every message, kept by the publisher (lookout.scheduling.publisher)
+    prepared: "Prepared | None" = None  # its part of every message, kept by the publisher
 
     def schedule_first(self, *, changed_at: float) -> None:
         """Set `due` from the row: the run after the last one, or the first one (catching up is the caller's)."""

@@ -20,7 +20,8 @@ lost it reads everything afresh when it takes the lock again.
 
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import psycopg
 
@@ -50,7 +51,7 @@ _SERVER_KEEPALIVES = "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval 
 class SchedulerLock:
     """Take, keep and check the advisory lock. Not thread-safe: beat's loop is its only user."""
 
-    requires_lock = True
+    requires_lock: Literal[True] = True
 
     def __init__(self, conninfo: dict[str, Any], *, key: int = BEAT_LOCK_KEY, poll_seconds: float = POLL_SECONDS,
                  listen: str | None = None):
@@ -149,7 +150,7 @@ class SchedulerLock:
 class NoLock:
     """SQLite (`lookout dev`) runs one beat inside one process tree by construction: nothing to guard."""
 
-    requires_lock = False
+    requires_lock: Literal[False] = False
     held = True
     tried = True
     poll_seconds = POLL_SECONDS
@@ -164,7 +165,7 @@ class NoLock:
 _DJANGO_ONLY_OPTIONS = {"isolation_level", "server_side_binding", "assume_role", "pool", "cursor_factory", "context"}
 
 
-def conninfo_from_settings(database: dict[str, Any]) -> dict[str, Any]:
+def conninfo_from_settings(database: Mapping[str, Any]) -> dict[str, Any]:
     """libpq parameters of Django's default database (parsed from DATABASE_URL), for a connection of our own."""
     params = {
         "dbname": database.get("NAME"),
@@ -180,7 +181,7 @@ def conninfo_from_settings(database: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in {**params, **options}.items() if value not in (None, "")}
 
 
-def scheduler_lock_for(database: dict[str, Any], *, listen: str | None = None) -> SchedulerLock | NoLock:
+def scheduler_lock_for(database: Mapping[str, Any], *, listen: str | None = None) -> SchedulerLock | NoLock:
     if database["ENGINE"].endswith("sqlite3"):
         return NoLock()
     return SchedulerLock(conninfo_from_settings(database), listen=listen)

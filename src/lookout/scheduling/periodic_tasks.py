@@ -69,8 +69,10 @@ def periodic_tasks_seed() -> list[str]:
 
 def periodic_task_list() -> QuerySet[PeriodicTask]:
     # monitor_id: the monitor owning the task, through Monitor.periodic_task (a reverse one-to-one).
-    return (PeriodicTask.objects.select_related("interval", "crontab").annotate(monitor_id=F("monitor__id"))
-            .order_by("id"))
+    # (Typed here: django-celery-beat's manager is an untyped QuerySet.as_manager().)
+    tasks: QuerySet[PeriodicTask] = (PeriodicTask.objects.select_related("interval", "crontab")
+                                     .annotate(monitor_id=F("monitor__id")).order_by("id"))
+    return tasks
 
 
 def _schedule_values(*, interval: Interval | None, crontab: str | None, tz: str) -> dict[str, Any]:
@@ -102,7 +104,8 @@ def periodic_task_create(*, name: str, task: str, interval: Interval | None = No
 @transaction.atomic
 def periodic_task_update(*, task: PeriodicTask, changes: dict[str, Any]) -> PeriodicTask:
     """Change a task's schedule, description or enabled flag; never beat's last_run_at or run count."""
-    locked = PeriodicTask.objects.select_for_update(of=("self",)).select_related("interval", "crontab").get(pk=task.pk)
+    locked: PeriodicTask = (PeriodicTask.objects.select_for_update(of=("self",)).select_related("interval", "crontab")
+                            .get(pk=task.pk))
     _refuse_monitor_owned(task)
     fields: list[str] = []
     if {"interval", "crontab", "timezone"} & changes.keys():

@@ -80,7 +80,7 @@ class Prepared:
     """One schedule's part of its messages: body and headers, computed once per schedule."""
 
     template: Template
-    body: tuple
+    body: tuple[Any, ...]
     headers: dict[str, Any]
 
 
@@ -101,7 +101,7 @@ class Publisher:
         self.confirm_timeout = confirm_timeout
         self._connection: Any = None
         self._producer: Any = None
-        self._templates: dict[tuple, Template] = {}
+        self._templates: dict[tuple[Any, ...], Template] = {}
         self._confirms = False
         self._next_tag = 1
         self._outcomes: dict[int, bool | None] = {}  # delivery tag -> confirmed (True), refused (False), waiting
@@ -162,13 +162,14 @@ class Publisher:
         if template is None:
             capture = _Capture(self._connection)
             options = {key: value for key, value in entry.options.items() if key != "headers"}
-            self.app.send_task(entry.task, [], {}, producer=capture, retry=False, task_id=_PLACEHOLDER_ID,
-                               expires=_PLACEHOLDER_EXPIRES, **options)
+            # A stand-in for kombu's Producer: send_task only calls its publish() and reads its connection.
+            self.app.send_task(entry.task, [], {}, producer=capture,  # type: ignore[arg-type]
+                               retry=False, task_id=_PLACEHOLDER_ID, expires=_PLACEHOLDER_EXPIRES, **options)
             assert capture.captured is not None
             body, kwargs = capture.captured
             template = self._templates[route] = Template(body, {**kwargs, "retry": False})
-        entry.prepared = template.prepare(entry)
-        return entry.prepared
+        prepared = entry.prepared = template.prepare(entry)
+        return prepared
 
     def _ensure_producer(self) -> Any:
         if self._producer is not None:
@@ -179,7 +180,7 @@ class Publisher:
             transport_options={**options, "confirm_publish": False} if "confirm_publish" in options else None)
         connection.ensure_connection(max_retries=1)
         producer = self.app.amqp.Producer(connection, auto_declare=False)
-        channel = producer.channel
+        channel: Any = producer.channel  # the transport's own: py-amqp's has confirm_select() and events
         self._confirms = connection.transport.driver_type == "amqp"
         if self._confirms:
             channel.confirm_select()

@@ -8,6 +8,7 @@ scheduling/0001 does not echo beat's own writes back to it as changes.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask, SolarSchedule
@@ -52,7 +53,7 @@ def entries_read(ids: Iterable[int] | None = None) -> dict[int, Entry]:
     return entries
 
 
-def _rule(row: dict, intervals: dict[tuple[int, str], IntervalRule],
+def _rule(row: dict[str, Any], intervals: dict[tuple[int, str], IntervalRule],
           calendars: dict[tuple[str, int], CalendarRule]) -> IntervalRule | CalendarRule | None:
     if row["interval__every"] is not None:
         key = (row["interval__every"], row["interval__period"])
@@ -66,7 +67,7 @@ def _rule(row: dict, intervals: dict[tuple[int, str], IntervalRule],
     return None
 
 
-def _calendar_rules(values: list[dict]) -> dict[tuple[str, int], CalendarRule]:
+def _calendar_rules(values: list[dict[str, Any]]) -> dict[tuple[str, int], CalendarRule]:
     rules = {}
     for column, model in _CALENDARS:
         ids = {row[column] for row in values if row[column] is not None}

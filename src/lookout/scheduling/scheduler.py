@@ -48,7 +48,9 @@ FULL_READ_ABOVE = 5000
 
 
 class LookoutScheduler(Scheduler):
-    def __init__(self, app: Any, *args: Any, lazy: bool = False, **kwargs: Any) -> None:
+    max_interval: int  # Scheduler.__init__ sets it (beat_max_loop_interval, else Celery's default): never None
+
+    def __init__(self, app: Any, *, lazy: bool = False, **kwargs: Any) -> None:  # beat passes keywords only
         self.lock: SchedulerLock | NoLock = scheduler_lock_for(settings.DATABASES["default"],
                                                                listen=rows.NOTIFY_CHANNEL)
         if not lazy:  # `celery beat` also builds a lazy instance, only to print its banner
@@ -66,7 +68,7 @@ class LookoutScheduler(Scheduler):
         self._next_change_poll = 0.0
         self._next_flush = 0.0
         self._counters: dict[tuple[str, str], Any] = {}
-        super().__init__(app, *args, lazy=lazy, **kwargs)
+        super().__init__(app, lazy=lazy, **kwargs)
 
     # --- Celery's scheduler interface ------------------------------------------------------------------------
 

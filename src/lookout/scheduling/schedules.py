@@ -7,6 +7,7 @@ schedule change together or not at all. Saves name their fields: beat owns last_
 import json
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -22,7 +23,7 @@ def periodic_task_name(monitor_id: int) -> str:
     return f"monitor:{monitor_id}"
 
 
-def _schedule_values(*, interval: int | None, cron: str | None, tz: str) -> dict:
+def _schedule_values(*, interval: int | None, cron: str | None, tz: str) -> dict[str, Any]:
     if interval is not None:
         every, _ = IntervalSchedule.objects.get_or_create(every=interval, period=IntervalSchedule.SECONDS)
         # A probe older than one interval is useless: it expires instead of piling up after an outage.

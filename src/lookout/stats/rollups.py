@@ -1,6 +1,8 @@
 """Hourly rollups of raw probe results: computed by a beat-run task for hours that are over and settled."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Min, Q, Sum
@@ -45,7 +47,8 @@ def hours_rollup(*, start: datetime, end: datetime) -> int:
                         latency_count=Count("id", filter=Q(success=True)),
                         latency_sum=Sum("response_time_ms", filter=Q(success=True)), **at_most))
     written, batch = 0, []
-    for group in groups.iterator(chunk_size=2000):
+    for row in groups.iterator(chunk_size=2000):
+        group: Mapping[str, Any] = row  # Django's plugin types the named counts, not the le{index} ones of a dict
         cumulative = [group[f"le{index}"] for index in range(len(EDGES_MS))] + [group["latency_count"]]
         buckets = [cumulative[0]] + [cumulative[i] - cumulative[i - 1] for i in range(1, len(cumulative))]
         batch.append(ResultRollup(monitor_id=group["monitor_id"], hour=group["hour"], checks=group["checks"],

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -19,21 +20,21 @@ from lookout.api.input import CrontabField, RejectUnknownFieldsMixin, StrictInte
 from lookout.monitors.models import Monitor
 
 
-class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField[Model]):
     """A primary key among the requesting user's own rows; anyone else's is "does not exist" (a 400)."""
 
-    def __init__(self, model: type, **kwargs: Any) -> None:
+    def __init__(self, model: type[Model], **kwargs: Any) -> None:
         self.model = model
-        super().__init__(queryset=model.objects.none(), **kwargs)
+        super().__init__(queryset=model._default_manager.none(), **kwargs)
 
-    def get_queryset(self) -> Any:
+    def get_queryset(self) -> QuerySet[Model]:
         request = self.context.get("request")
         if request is None or not request.user.is_authenticated:
-            return self.model.objects.none()
-        return self.model.objects.filter(owner=request.user)
+            return self.model._default_manager.none()
+        return self.model._default_manager.filter(owner=request.user)
 
 
-class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Channel]):
     kind = serializers.ChoiceField(choices=ChannelKind.choices, help_text="email, webhook or slack; set at creation.")
     name = serializers.CharField(max_length=200)
     address = serializers.CharField(max_length=254, required=False, allow_blank=True,
@@ -60,7 +61,7 @@ class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         return channel.failing_since is not None
 
 
-class ChannelTestSerializer(serializers.Serializer):
+class ChannelTestSerializer(serializers.Serializer[Any]):
     delivered = serializers.BooleanField()
     status_code = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
@@ -71,7 +72,7 @@ class ChannelTestSerializer(serializers.Serializer):
     duration_ms = serializers.FloatField(allow_null=True)
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(serializers.ModelSerializer[Incident]):
     open = serializers.SerializerMethodField()
     duration_seconds = serializers.SerializerMethodField(help_text="Up to now while the incident is open.")
 
@@ -87,18 +88,18 @@ class IncidentSerializer(serializers.ModelSerializer):
         return round(incident_duration_seconds(incident), 3)
 
 
-class IncidentFilterSerializer(serializers.Serializer):
+class IncidentFilterSerializer(serializers.Serializer[Any]):
     monitor = StrictIntegerField(required=False, min_value=1)
     open = serializers.BooleanField(allow_null=True, default=None)
 
 
-class NotificationAttemptSerializer(serializers.ModelSerializer):
+class NotificationAttemptSerializer(serializers.ModelSerializer[NotificationAttempt]):
     class Meta:
         model = NotificationAttempt
         fields = ["number", "started_at", "finished_at", "outcome", "status_code", "error", "duration_ms"]
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(serializers.ModelSerializer[Notification]):
     attempt_log = NotificationAttemptSerializer(many=True, read_only=True,
                                                 help_text="Every attempt, oldest first.")
 
@@ -108,7 +109,7 @@ class NotificationSerializer(serializers.ModelSerializer):
                   "delivered_at", "last_error", "created_at", "payload", "attempt_log"]
 
 
-class NotificationFilterSerializer(serializers.Serializer):
+class NotificationFilterSerializer(serializers.Serializer[Any]):
     monitor = StrictIntegerField(required=False, min_value=1)
     incident = StrictIntegerField(required=False, min_value=1)
     channel = StrictIntegerField(required=False, min_value=1)
@@ -116,7 +117,7 @@ class NotificationFilterSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=NotificationState.choices, required=False)
 
 
-class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[MaintenanceWindow]):
     monitor = OwnedPrimaryKeyField(Monitor, allow_null=True, required=False,
                                    help_text="One of your monitors; null (default): all of them.")
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)

@@ -9,6 +9,7 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from lookout.alerting import maintenance, selectors, services
 from lookout.alerting.api.serializers import (
@@ -21,11 +22,12 @@ from lookout.alerting.api.serializers import (
     NotificationSerializer,
 )
 from lookout.alerting.models import AttemptOutcome, Channel, Incident, MaintenanceWindow, Notification
+from lookout.api.owner import request_owner
 
 _NO_PUT = ["get", "post", "patch", "delete", "head", "options"]
 
 
-class ChannelViewSet(viewsets.ModelViewSet):
+class ChannelViewSet(viewsets.ModelViewSet[Channel]):
     """Where alerts go: email addresses, webhooks (signed JSON) and Slack incoming webhooks."""
 
     serializer_class = ChannelSerializer
@@ -34,15 +36,17 @@ class ChannelViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Channel]:
         if getattr(self, "swagger_fake_view", False):
             return Channel.objects.none()
-        return selectors.channel_list(owner=self.request.user)
+        return selectors.channel_list(owner=request_owner(self.request))
 
-    def perform_create(self, serializer: ChannelSerializer) -> None:
-        serializer.instance = services.channel_create(owner=self.request.user,
+    def perform_create(self, serializer: BaseSerializer[Channel]) -> None:
+        serializer.instance = services.channel_create(owner=request_owner(self.request),
                                                       spec=services.ChannelSpec(**serializer.validated_data))
 
-    def perform_update(self, serializer: ChannelSerializer) -> None:
-        spec = replace(services.channel_spec(serializer.instance), **serializer.validated_data)
-        serializer.instance = services.channel_update(channel=serializer.instance, spec=spec)
+    def perform_update(self, serializer: BaseSerializer[Channel]) -> None:
+        channel = serializer.instance
+        assert channel is not None  # update() made the serializer around the channel
+        spec = replace(services.channel_spec(channel), **serializer.validated_data)
+        serializer.instance = services.channel_update(channel=channel, spec=spec)
 
     def perform_destroy(self, instance: Channel) -> None:
         services.channel_delete(channel=instance)
@@ -65,7 +69,7 @@ class ChannelViewSet(viewsets.ModelViewSet):
     OpenApiParameter("monitor", int, description="Only this monitor's incidents."),
     OpenApiParameter("open", bool, description="Only open (true) or closed (false) incidents."),
 ])
-class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+class IncidentViewSet(viewsets.ReadOnlyModelViewSet[Incident]):
     """Confirmed downtimes, newest first."""
 
     serializer_class = IncidentSerializer
@@ -74,11 +78,12 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Incident.objects.none()
         if self.action != "list":
-            return selectors.incident_list(owner=self.request.user)
+            return selectors.incident_list(owner=request_owner(self.request))
         # A plain dict: DRF reads a missing boolean in a QueryDict as an unticked checkbox (False).
         filters = IncidentFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        return selectors.incident_list(owner=self.request.user, monitor_id=filters.validated_data.get("monitor"),
+        return selectors.incident_list(owner=request_owner(self.request),
+                                       monitor_id=filters.validated_data.get("monitor"),
                                        open=filters.validated_data.get("open"))
 
 
@@ -86,7 +91,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
     OpenApiParameter("monitor", int), OpenApiParameter("incident", int), OpenApiParameter("channel", int),
     OpenApiParameter("event", str), OpenApiParameter("state", str),
 ])
-class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
+class NotificationViewSet(viewsets.ReadOnlyModelViewSet[Notification]):
     """Alerts sent (or held, retried, failed) to your channels, with every delivery attempt."""
 
     serializer_class = NotificationSerializer
@@ -95,17 +100,18 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Notification.objects.none()
         if self.action != "list":
-            return selectors.notification_list(owner=self.request.user)
+            return selectors.notification_list(owner=request_owner(self.request))
         filters = NotificationFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
         return selectors.notification_list(
-            owner=self.request.user, monitor_id=params.get("monitor"), incident_id=params.get("incident"),
+            owner=request_owner(self.request), monitor_id=params.get("monitor"), incident_id=params.get("incident"),
             channel_id=params.get("channel"), event=params.get("event"), state=params.get("state"))
 
 
 class MaintenanceWindowViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
-                               mixins.DestroyModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+                               mixins.DestroyModelMixin, mixins.ListModelMixin,
+                               viewsets.GenericViewSet[MaintenanceWindow]):
     """Windows during which monitors are probed and recorded, but no incident alerts go out."""
 
     serializer_class = MaintenanceWindowSerializer
@@ -114,15 +120,17 @@ class MaintenanceWindowViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixi
     def get_queryset(self) -> QuerySet[MaintenanceWindow]:
         if getattr(self, "swagger_fake_view", False):
             return MaintenanceWindow.objects.none()
-        return maintenance.window_list(owner=self.request.user)
+        return maintenance.window_list(owner=request_owner(self.request))
 
-    def perform_create(self, serializer: MaintenanceWindowSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[MaintenanceWindow]) -> None:
         serializer.instance = maintenance.window_create(
-            owner=self.request.user, spec=maintenance.WindowSpec(**_window_fields(serializer.validated_data)))
+            owner=request_owner(self.request), spec=maintenance.WindowSpec(**_window_fields(serializer.validated_data)))
 
-    def perform_update(self, serializer: MaintenanceWindowSerializer) -> None:
-        spec = replace(maintenance.window_spec(serializer.instance), **_window_fields(serializer.validated_data))
-        serializer.instance = maintenance.window_update(window=serializer.instance, spec=spec)
+    def perform_update(self, serializer: BaseSerializer[MaintenanceWindow]) -> None:
+        window = serializer.instance
+        assert window is not None  # update() made the serializer around the window
+        spec = replace(maintenance.window_spec(window), **_window_fields(serializer.validated_data))
+        serializer.instance = maintenance.window_update(window=window, spec=spec)
 
     def perform_destroy(self, instance: MaintenanceWindow) -> None:
         maintenance.window_delete(window=instance)

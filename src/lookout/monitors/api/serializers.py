@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from lookout.alerting.api.serializers import OwnedPrimaryKeyField
@@ -16,16 +18,17 @@ from lookout.monitors.rules import (
     MAX_CONDITIONS,
     MAX_EXPECTED_STATUSES,
     STATUS_CODE_BOUNDS,
+    TIMEOUT_BOUNDS,
 )
 from lookout.monitors.rules import MAX_LENGTHS as LENGTH
 
 
 class OwnedChannelsField(OwnedPrimaryKeyField):
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(Channel, **kwargs)
 
 
-class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Monitor]):
     name = serializers.CharField(max_length=LENGTH["name"])
     type = serializers.ChoiceField(choices=MonitorType.choices, default=MonitorType.HTTP,
                                    help_text="Set at creation; cannot change afterwards.")
@@ -39,7 +42,7 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
                                   help_text="Seconds between probes: from LOOKOUT_MIN_INTERVAL to 7 days.")
     cron = CrontabField(allow_null=True, required=False)
     timezone = TimeZoneField(required=False, help_text="IANA zone for `cron`.")
-    timeout = StrictFloatField(min_value=BOUNDS["timeout"][0], max_value=BOUNDS["timeout"][1], required=False,
+    timeout = StrictFloatField(min_value=TIMEOUT_BOUNDS[0], max_value=TIMEOUT_BOUNDS[1], required=False,
                                help_text="Seconds; default 10, never above the interval.")
     expected_status = serializers.ListField(
         child=StrictIntegerField(min_value=STATUS_CODE_BOUNDS[0], max_value=STATUS_CODE_BOUNDS[1]), allow_null=True,
@@ -116,39 +119,39 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         return bool(monitor.basic_auth_password)
 
 
-class ProbeResultSerializer(serializers.ModelSerializer):
+class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
     class Meta:
         model = ProbeResult
         fields = ["id", "monitor", "checked_at", "success", "status_code", "response_time_ms", "error", "task_id",
                   "phases", "tls", "failed_condition"]
 
 
-class ResultFilterSerializer(serializers.Serializer):
+class ResultFilterSerializer(serializers.Serializer[Any]):
     monitor = StrictIntegerField(required=False, min_value=1)
     success = serializers.BooleanField(allow_null=True, default=None)
     since = serializers.DateTimeField(required=False)
 
 
-class CheckQueuedSerializer(serializers.Serializer):
+class CheckQueuedSerializer(serializers.Serializer[Any]):
     task_id = serializers.CharField()
 
 
-class TaskStateSerializer(serializers.Serializer):
+class TaskStateSerializer(serializers.Serializer[Any]):
     task_id = serializers.CharField()
     state = serializers.ChoiceField(choices=["PENDING", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED"])
     result = serializers.JSONField(allow_null=True)
     error = serializers.CharField(allow_null=True)
 
 
-class PushAcceptedSerializer(serializers.Serializer):
+class PushAcceptedSerializer(serializers.Serializer[Any]):
     ok = serializers.BooleanField()
 
 
-class MonitorEventSerializer(serializers.ModelSerializer):
+class MonitorEventSerializer(serializers.ModelSerializer[MonitorEvent]):
     class Meta:
         model = MonitorEvent
         fields = ["id", "monitor", "kind", "data", "created_at"]
 
 
-class EventFilterSerializer(serializers.Serializer):
+class EventFilterSerializer(serializers.Serializer[Any]):
     monitor = StrictIntegerField(required=False, min_value=1)

@@ -8,14 +8,17 @@ from celery.result import AsyncResult
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
+from lookout.api.owner import request_owner
 from lookout.api.pagination import KeysetPagination
 from lookout.api.throttling import PushThrottle, ScopedThrottle
 from lookout.config.celery_app import app as celery_app
@@ -43,22 +46,24 @@ class TokenView(ObtainAuthToken):
     throttle_scope = "login"
 
 
-class MonitorViewSet(viewsets.ModelViewSet):
+class MonitorViewSet(viewsets.ModelViewSet[Monitor]):
     serializer_class = MonitorSerializer
 
     def get_queryset(self) -> QuerySet[Monitor]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation: no user, only the model
             return Monitor.objects.none()
         # Another owner's monitor is simply not in the queryset: 404, never 403.
-        return selectors.monitor_list(owner=self.request.user)
+        return selectors.monitor_list(owner=request_owner(self.request))
 
-    def perform_create(self, serializer: MonitorSerializer) -> None:
-        serializer.instance = services.monitor_create(owner=self.request.user,
+    def perform_create(self, serializer: BaseSerializer[Monitor]) -> None:
+        serializer.instance = services.monitor_create(owner=request_owner(self.request),
                                                       spec=MonitorSpec(**_spec_fields(serializer.validated_data)))
 
-    def perform_update(self, serializer: MonitorSerializer) -> None:
-        spec = replace(monitor_spec(serializer.instance), **_spec_fields(serializer.validated_data))
-        serializer.instance = services.monitor_update(monitor=serializer.instance, spec=spec)
+    def perform_update(self, serializer: BaseSerializer[Monitor]) -> None:
+        monitor = serializer.instance
+        assert monitor is not None  # update() made the serializer around the monitor
+        spec = replace(monitor_spec(monitor), **_spec_fields(serializer.validated_data))
+        serializer.instance = services.monitor_update(monitor=monitor, spec=spec)
 
     def perform_destroy(self, instance: Monitor) -> None:
         services.monitor_delete(monitor=instance)
@@ -95,7 +100,7 @@ def _spec_fields(validated: dict[str, Any]) -> dict[str, Any]:
     OpenApiParameter("success", bool, description="Only successes (true) or failures (false)."),
     OpenApiParameter("since", str, description="ISO 8601 time: only results checked at or after it."),
 ])
-class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ProbeResult]):
     """Probe results, newest first; follow `next` for older ones (a cursor: millions of rows are not counted)."""
 
     serializer_class = ProbeResultSerializer
@@ -108,12 +113,12 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         filters = ResultFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
-        return selectors.result_list(owner=self.request.user, monitor_id=params.get("monitor"),
+        return selectors.result_list(owner=request_owner(self.request), monitor_id=params.get("monitor"),
                                      success=params.get("success"), since=params.get("since"))
 
 
 @extend_schema(parameters=[OpenApiParameter("monitor", int, description="Only this monitor's events.")])
-class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[MonitorEvent]):
     """Events raised once each, such as tls.expiring (once per certificate), newest first."""
 
     serializer_class = MonitorEventSerializer
@@ -123,13 +128,13 @@ class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return MonitorEvent.objects.none()
         filters = EventFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        return selectors.event_list(owner=self.request.user, monitor_id=filters.validated_data.get("monitor"))
+        return selectors.event_list(owner=request_owner(self.request), monitor_id=filters.validated_data.get("monitor"))
 
 
 class PushView(APIView):
     """Heartbeat of a push monitor. The token in the path is the credential."""
 
-    authentication_classes: list = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
     throttle_classes = [PushThrottle]
 
@@ -150,10 +155,10 @@ class TaskView(APIView):
 
     @extend_schema(responses=TaskStateSerializer)
     def get(self, request: Request, task_id: str) -> Response:
-        if selectors.issued_task_get(owner=request.user, task_id=task_id) is None:
+        if selectors.issued_task_get(owner=request_owner(request), task_id=task_id) is None:
             raise NotFound("No such task.")
-        result = AsyncResult(task_id, app=celery_app)
-        state = result.state
+        result: AsyncResult[Any] = AsyncResult(task_id, app=celery_app)
+        state: str = result.state  # not only celery-types' five: REVOKED too
         error = None
         if state == "FAILURE":
             error = repr(result.result)

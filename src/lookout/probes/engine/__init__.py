@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from lookout.probes.engine.conditions import ConditionContext, ConditionError, condition_failure
@@ -31,6 +31,9 @@ from lookout.probes.engine.spec import (
 )
 from lookout.probes.engine.targets import TargetPolicy, UnsafeTarget, address_refusal
 from lookout.probes.engine.types import PROBE_TYPES, TYPE_BY_SCHEME, TYPE_MODULES, spec_fields, url_validate
+
+if TYPE_CHECKING:
+    from gevent import Timeout
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_REDIRECTS", "PHASES", "PROBE_TYPES", "RECORD_TYPES", "USER_AGENT",
@@ -122,7 +125,7 @@ def _conditions_check(spec: ProbeSpec, run: ProbeRun, observation: Observation,
     return None, ""
 
 
-def _backstop(seconds: float) -> Any:
+def _backstop(seconds: float) -> Timeout | None:
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("socket"):
         return None

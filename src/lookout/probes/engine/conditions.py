@@ -236,6 +236,7 @@ class _Parser:
     def index(self) -> str | int:
         bracket = self.pos
         self.pos += 1
+        key: str | int
         if self.peek() == '"':
             key = self.quoted()
         else:

@@ -13,7 +13,12 @@ import ipaddress
 from urllib.parse import urlsplit
 
 import dns.exception
-import dns.rdatatype
+import dns.rdata
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
+import dns.rdtypes.mxbase
+import dns.rdtypes.nsbase
+import dns.rdtypes.txtbase
 import dns.resolver
 
 from lookout.probes.engine.resolve import (
@@ -109,16 +114,16 @@ def _parse(url: str) -> tuple[str | None, int, str]:
     return parts.hostname or None, port, name
 
 
-def _text(record: object) -> str:
-    rdtype = getattr(record, "rdtype", None)
-    if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-        return str(record.address)  # type: ignore[attr-defined]
-    if rdtype == dns.rdatatype.MX:
-        return f"{record.preference} {record.exchange.to_text(omit_final_dot=True)}"  # type: ignore[attr-defined]
-    if rdtype in (dns.rdatatype.CNAME, dns.rdatatype.NS):
-        return record.target.to_text(omit_final_dot=True)  # type: ignore[attr-defined]
-    if rdtype == dns.rdatatype.TXT:
-        return b"".join(record.strings).decode("utf-8", errors="replace")  # type: ignore[attr-defined]
+def _text(record: dns.rdata.Rdata) -> str:
+    # By class, as dnspython builds them (MX, CNAME, NS and TXT by their base classes): typed attributes.
+    if isinstance(record, dns.rdtypes.IN.A.A | dns.rdtypes.IN.AAAA.AAAA):
+        return str(record.address)
+    if isinstance(record, dns.rdtypes.mxbase.MXBase):
+        return f"{record.preference} {record.exchange.to_text(omit_final_dot=True)}"
+    if isinstance(record, dns.rdtypes.nsbase.NSBase):
+        return record.target.to_text(omit_final_dot=True)
+    if isinstance(record, dns.rdtypes.txtbase.TXTBase):
+        return b"".join(record.strings).decode("utf-8", errors="replace")
     return str(record)
 
 

@@ -139,7 +139,7 @@ class _TlsConnection(_Instrumented, HTTPSConnection):
         # Replaces urllib3's whole connect (proxies, its own TLS wrapping): the engine uses no proxy, and
         # does TLS itself, within the deadline, from the spec's trust settings.
         self.sock = sock = self._new_conn()
-        self.sock = tls_connect(sock, self.host, self._run)  # type: ignore[assignment]
+        self.sock = tls_connect(sock, self.host, self._run)
         self.is_verified = self._run.spec.verify_tls
         self._has_connected_to_proxy = False
         self._run.clock.enter("processing")
@@ -150,7 +150,7 @@ class _Pool(HTTPConnectionPool):
 
 
 class _TlsPool(HTTPSConnectionPool):
-    ConnectionCls = _TlsConnection  # type: ignore[assignment]
+    ConnectionCls = _TlsConnection
 
     def _validate_conn(self, conn: Any) -> None:
         # As urllib3's, minus the InsecureRequestWarning: verify_tls false is the monitor owner's choice.

@@ -123,7 +123,7 @@ def host_addresses(host: str, *, deadline: Deadline, ip_version: int | None = No
 
 
 def _preferred(addresses: list[IPAddress]) -> list[IPAddress]:
-    ipv4 = [address for address in addresses if address.version == 4]
+    ipv4: list[IPAddress] = [address for address in addresses if address.version == 4]
     return ipv4 or addresses
 
 

@@ -13,13 +13,30 @@ monitor's type choices (and of any option it adds).
 
 from __future__ import annotations
 
-from types import ModuleType
+from typing import Protocol
 
 from lookout.probes.engine import dns_probe, http_probe, tcp_probe
+from lookout.probes.engine.run import Observation, ProbeRun
+from lookout.probes.engine.spec import ProbeSpec
 
-TYPE_MODULES: dict[str, ModuleType] = {module.TYPE: module for module in (http_probe, tcp_probe, dns_probe)}
+
+class ProbeType(Protocol):
+    """The names every probe type's module provides (above): the type checker holds each module to them."""
+
+    TYPE: str
+    SCHEMES: tuple[str, ...]
+    SPEC_FIELDS: tuple[str, ...]
+
+    def url_rule(self, url: str) -> None: ...
+
+    def target_hosts(self, url: str) -> list[tuple[str, str]]: ...
+
+    def probe(self, spec: ProbeSpec, run: ProbeRun) -> Observation: ...
+
+
+TYPE_MODULES: dict[str, ProbeType] = {module.TYPE: module for module in (http_probe, tcp_probe, dns_probe)}
 PROBE_TYPES: tuple[str, ...] = tuple(TYPE_MODULES)
-TYPE_BY_SCHEME: dict[str, ModuleType] = {scheme: module for module in TYPE_MODULES.values()
+TYPE_BY_SCHEME: dict[str, ProbeType] = {scheme: module for module in TYPE_MODULES.values()
                                          for scheme in module.SCHEMES}
 # ProbeSpec fields every type reads.
 COMMON_SPEC_FIELDS = ("url", "type", "timeout", "conditions", "policy")

@@ -9,12 +9,12 @@ from lookout.scheduling import periodic_tasks
 PERIODS = [IntervalSchedule.SECONDS, IntervalSchedule.MINUTES, IntervalSchedule.HOURS, IntervalSchedule.DAYS]
 
 
-class IntervalSerializer(serializers.Serializer):
+class IntervalSerializer(serializers.Serializer[Any]):
     every = StrictIntegerField(min_value=1, max_value=10**6)
     period = serializers.ChoiceField(choices=PERIODS)
 
 
-class PeriodicTaskSerializer(serializers.Serializer):
+class PeriodicTaskSerializer(serializers.Serializer[Any]):
     """A django-celery-beat periodic task: exactly one of `interval` and `crontab`."""
 
     id = serializers.IntegerField(read_only=True)
@@ -39,10 +39,10 @@ class PeriodicTaskSerializer(serializers.Serializer):
 
     def to_representation(self, task: PeriodicTask) -> dict[str, Any]:
         data = super().to_representation(task)
-        data["interval"] = ({"every": task.interval.every, "period": task.interval.period}
-                            if task.interval_id else None)
+        interval, crontab = task.interval, task.crontab  # no query for a null one
+        data["interval"] = {"every": interval.every, "period": interval.period} if interval is not None else None
         data["crontab"] = periodic_tasks.task_crontab(task)
-        data["timezone"] = str(task.crontab.timezone) if task.crontab_id else None
+        data["timezone"] = str(crontab.timezone) if crontab is not None else None
         return data
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -51,7 +51,8 @@ class PeriodicTaskSerializer(serializers.Serializer):
             unknown = sorted(set(data) - writable)
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
-        return super().to_internal_value(data)
+        validated: dict[str, Any] = super().to_internal_value(data)
+        return validated
 
     def validate_task(self, value: str) -> str:
         allowed = periodic_tasks.allowed_tasks()

@@ -1,20 +1,22 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from lookout.stats.selectors import WINDOWS
 
 
-class StatsQuerySerializer(serializers.Serializer):
+class StatsQuerySerializer(serializers.Serializer[Any]):
     window = serializers.ChoiceField(choices=list(WINDOWS), default="24h")
 
 
-class ResponseTimeSerializer(serializers.Serializer):
+class ResponseTimeSerializer(serializers.Serializer[Any]):
     avg = serializers.FloatField(allow_null=True)
     p50 = serializers.FloatField(allow_null=True)
     p95 = serializers.FloatField(allow_null=True)
     p99 = serializers.FloatField(allow_null=True)
 
 
-class MonitorStatsSerializer(serializers.Serializer):
+class MonitorStatsSerializer(serializers.Serializer[Any]):
     monitor = serializers.IntegerField()
     window = serializers.CharField()
     start = serializers.DateTimeField(help_text="The window is [start, end].")

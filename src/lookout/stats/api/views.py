@@ -4,6 +4,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lookout.api.owner import request_owner
 from lookout.monitors import selectors as monitor_selectors
 from lookout.stats.api.serializers import MonitorStatsSerializer, StatsQuerySerializer
 from lookout.stats.selectors import WINDOWS, monitor_stats
@@ -15,7 +16,7 @@ class MonitorStatsView(APIView):
     @extend_schema(parameters=[OpenApiParameter("window", str, enum=list(WINDOWS), default="24h")],
                    responses=MonitorStatsSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        monitor = monitor_selectors.monitor_get(owner=request.user, monitor_id=pk)
+        monitor = monitor_selectors.monitor_get(owner=request_owner(request), monitor_id=pk)
         if monitor is None:
             raise NotFound("No such monitor.")
         query = StatsQuerySerializer(data=request.query_params.dict())

@@ -1,4 +1,5 @@
 import os
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
@@ -16,7 +17,7 @@ class Command(BaseCommand):
                             help="set the password from this environment variable (never from argv)")
 
     @transaction.atomic
-    def handle(self, *args, username: str, superuser: bool, password_env: str | None, **options) -> None:
+    def handle(self, *args: Any, username: str, superuser: bool, password_env: str | None, **options: Any) -> None:
         user, created = get_user_model().objects.get_or_create(username=username)
         if superuser:
             user.is_staff = user.is_superuser = True
