@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.chart import VENV_BIN, container_env, one, pod_spec, probe_targets, render
+from support.chart import VENV_BIN, container_env, monitor_through_api, one, pod_spec, probe_targets, render
 from support.fake_kubernetes import FakeKubernetes
 from support.http_target import HttpTarget
 from support.stack import (
@@ -165,15 +165,7 @@ def test_the_rendered_containers_run_answer_their_probes_and_probe_a_monitor(tmp
                               ["lookout", "manage", "createapiuser", "chart"])
         token = token.strip().splitlines()[-1]
         base = f"http://127.0.0.1:{values['api']['port']}"
-        headers = {"Authorization": f"Token {token}"}
-        created = requests.post(f"{base}/api/v1/monitors/", headers=headers, timeout=10,
-                                json={"name": "chart", "url": target.url, "interval": 1})
-        assert created.status_code == 201, created.text
-        monitor = created.json()["id"]
-
-        def results() -> list:
-            return requests.get(f"{base}/api/v1/results/?monitor={monitor}", headers=headers, timeout=10
-                                ).json()["results"]
+        results = monitor_through_api(base, token, name="chart", url=target.url)
 
         # beat dispatched, a worker probed and recorded: the whole loop, read back through the API.
         wait_until(lambda: processes.assert_running() or len(results()) >= 2, timeout=30, what="results")

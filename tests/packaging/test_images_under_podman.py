@@ -18,7 +18,7 @@ import uuid
 import pytest
 import requests
 
-from support.chart import REPO, Rendered, is_hook, one, pod_spec, probe_targets, render
+from support.chart import REPO, Rendered, is_hook, monitor_through_api, one, pod_spec, probe_targets, render
 from support.fake_kubernetes import FakeKubernetes
 from support.http_target import HttpTarget
 from support.podman import Podman, base_image, pip_build_mounts, podman_or_fail, run_options
@@ -216,15 +216,7 @@ def test_the_images_run_the_rendered_pods_answer_their_probes_probe_a_monitor_an
         # As NOTES.txt says: the token comes from `lookout manage createapiuser` in the api container.
         token = pods.exec(names["api"], "lookout", "manage", "createapiuser", "podman").strip().splitlines()[-1]
         base = f"http://127.0.0.1:{api_port}"
-        headers = {"Authorization": f"Token {token}"}
-        created = requests.post(f"{base}/api/v1/monitors/", headers=headers, timeout=10,
-                                json={"name": "podman", "url": target.url, "interval": 1})
-        assert created.status_code == 201, created.text
-        monitor = created.json()["id"]
-
-        def results() -> list:
-            return requests.get(f"{base}/api/v1/results/?monitor={monitor}", headers=headers, timeout=10
-                                ).json()["results"]
+        results = monitor_through_api(base, token, name="podman", url=target.url)
 
         wait_until(lambda: all(pods.running(name) for name in names.values()) and len(results()) >= 2,
                    timeout=60, interval=0.5, what="probe results through the API")

@@ -7,6 +7,7 @@ must fail the run, not skip it, under CI=true), and how a rendered container's e
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,20 @@ def probe_targets(container: dict[str, Any]) -> dict[str, tuple[int, str]]:
         if http:
             targets[kind] = (ports[http["port"]], http["path"])
     return targets
+
+
+def monitor_through_api(base: str, token: str, *, name: str, url: str) -> Callable[[], list[dict[str, Any]]]:
+    """Create a 1-s monitor of `url` through the api at `base` with `token`; returns a reader of its results."""
+    import requests
+
+    headers = {"Authorization": f"Token {token}"}
+    created = requests.post(f"{base}/api/v1/monitors/", headers=headers, timeout=10,
+                            json={"name": name, "url": url, "interval": 1})
+    assert created.status_code == 201, created.text
+    monitor = created.json()["id"]
+
+    def results() -> list[dict[str, Any]]:
+        return requests.get(f"{base}/api/v1/results/?monitor={monitor}", headers=headers, timeout=10
+                            ).json()["results"]
+
+    return results
