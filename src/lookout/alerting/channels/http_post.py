@@ -1,8 +1,12 @@
 """POSTing to webhook and Slack URLs with the probe engine, so they obey the same safe-target rules as monitors.
 
-The URL was checked when the channel was saved (lookout.core.target_policy.target_url_check); here the engine
-checks the address it actually connects to, so a name re-pointed at an internal address (DNS rebinding) or a
-redirect cannot reach it. Redirects are not followed: a receiver answering one is misconfigured.
+The URL was checked when the channel was saved (lookout.core.target_policy.target_url_check). At send time the
+name is resolved once, by the engine, which checks that address against the installation's policy and connects
+to that very address (Host, SNI and certificate name stay the URL's): a name re-pointed at an internal address
+since it was saved (DNS rebinding) is refused before any packet reaches it. There is no lookup of our own
+before the engine's: a rebinding name server could answer that one with a public address and the engine's
+with an internal one, and the address checked would not be the one dialled. Redirects are not followed: a
+receiver answering one is misconfigured. Every channel that dials a user's address goes through here.
 """
 
 from collections.abc import Mapping
@@ -22,7 +26,8 @@ def http_post(url: str, *, body: bytes, headers: Mapping[str, str]) -> int:
     """POST the body; return the 2xx status, or raise TransportError (permanent for 3xx/4xx and refused targets)."""
     policy = target_policy()
     try:
-        target_check(url, policy)
+        # A malformed URL or a refused IP literal fails here without a lookup; names are checked as dialled.
+        target_check(url, policy, resolve=False)
     except UnsafeTarget as exc:
         raise TransportError(str(exc), permanent=True) from exc
     outcome = probe(ProbeSpec(
@@ -30,6 +35,8 @@ def http_post(url: str, *, body: bytes, headers: Mapping[str, str]) -> int:
         expected_status=_SUCCESS, timeout=float(settings.LOOKOUT_ALERT_TIMEOUT_SECONDS), max_body_bytes=16 * 1024,
         policy=policy,
     ))
+    if outcome.refused:  # the name resolves to an address the policy refuses: it will until someone changes it
+        raise TransportError(outcome.error, permanent=True)
     status = outcome.status_code
     if status is not None and 200 <= status < 300 and outcome.success:
         return status

@@ -76,6 +76,7 @@ def probe(spec: ProbeSpec) -> Outcome:
         tls=run.tls,
         failed_condition=failed_condition,
         answer=observation.answer,
+        refused=observation.refused,
     )
 
 

@@ -90,6 +90,7 @@ def probe(spec: ProbeSpec, run: ProbeRun) -> Observation:
             observation.error = f"expected answer {spec.expected_answer!r} is not among the answers"
     except (UnsafeTarget, ProbeError) as exc:
         observation.error = str(exc)
+        observation.refused = isinstance(exc, UnsafeTarget)
     except (DeadlineExceeded, dns.resolver.LifetimeTimeout):  # the lifetime was what was left of the deadline
         observation.error = run.timeout_text()
     except dns.resolver.NXDOMAIN:

@@ -102,9 +102,11 @@ def probe(spec: ProbeSpec, run: ProbeRun) -> Observation:
                     observation.error = f"keyword {spec.keyword!r} not found in the first {spec.max_body_bytes} bytes"
     except (UnsafeTarget, ProbeError) as exc:
         observation.error = str(exc)
+        observation.refused = isinstance(exc, UnsafeTarget)
     # Exception, not BaseException: gevent.Timeout, KeyboardInterrupt and SystemExit must get through.
     except Exception as exc:
         observation.error = _describe(exc, spec, run)
+        observation.refused = any(isinstance(cause, UnsafeTarget) for cause in _causes(exc))
         if observation.status_code is None:
             observation.status_code = _status_from(exc)
     finally:

@@ -122,3 +122,4 @@ class Observation:
     body: str = ""  # what [BODY] conditions see: the (capped) body, the bytes a tcp probe read, the dns answers
     headers: Mapping[str, str] = field(default_factory=dict)  # case-insensitive for http
     answer: str | None = None
+    refused: bool = False  # the target policy refused an address the probe met (error: which host, which rule)

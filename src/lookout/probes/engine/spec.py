@@ -68,3 +68,6 @@ class Outcome:
     tls: TlsFacts | None = None
     failed_condition: str | None = None  # the text of the first condition that did not hold
     answer: str | None = None  # dns: the answers, ", "-joined
+    # The target policy refused an address before any packet went to it (error names the host and the rule):
+    # retrying cannot help until the name or the policy changes.
+    refused: bool = False

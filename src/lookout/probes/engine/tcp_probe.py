@@ -50,6 +50,7 @@ def probe(spec: ProbeSpec, run: ProbeRun) -> Observation:
             run.clock.stop()
     except (UnsafeTarget, ProbeError) as exc:
         observation.error = str(exc)
+        observation.refused = isinstance(exc, UnsafeTarget)
     except TimeoutError:  # DeadlineExceeded, or a socket timeout, which is set to what was left
         observation.error = run.timeout_text()
     except OSError as exc:
