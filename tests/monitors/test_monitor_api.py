@@ -549,15 +549,16 @@ def test_a_bad_patch_changes_nothing(alice_api, change):
     assert (task.interval_id, task.crontab_id, task.expire_seconds, task.enabled) == before_task
 
 
-def test_read_only_fields_in_a_patch_do_not_change_state(alice_api):
+def test_read_only_fields_in_a_patch_are_a_400_and_change_nothing(alice_api):
     monitor_id = create(alice_api)["id"]
 
     response = alice_api.patch(monitor_url(monitor_id), {"name": "renamed", "status": "up", "enabled": False},
                                format="json")
 
-    assert response.status_code == 200
-    assert (response.json()["name"], response.json()["status"], response.json()["enabled"]) == (
-        "renamed", "pending", True)
+    assert response.status_code == 400
+    assert field_errors(response) == {"enabled": ["This field is read-only."], "status": ["This field is read-only."]}
+    monitor = alice_api.get(monitor_url(monitor_id)).json()
+    assert (monitor["name"], monitor["status"], monitor["enabled"]) == ("Example", "pending", True)
     assert periodic_task(monitor_id).enabled is True
 
 

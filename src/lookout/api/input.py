@@ -1,5 +1,6 @@
-"""Input rules every Lookout API shares: a typo never passes silently, JSON true is not the number 1,
-crontabs and time zones are checked by the parser that will run them."""
+"""Input rules every Lookout API shares: a typo or a read-only field never passes silently, JSON true is not the
+number 1, an integer fits the database's bigint, crontabs and time zones are checked by the parser that will run
+them."""
 
 from typing import Any
 
@@ -7,15 +8,24 @@ from rest_framework import serializers
 
 from lookout.core.crontab import crontab_fields, timezone_validate
 
+# PostgreSQL's bigint, the type of every id and integer column: a value beyond it is an error of the input, not
+# of the database.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class RejectUnknownFieldsMixin:
-    """Unknown fields are errors (read-only fields sent back from a GET are ignored, as DRF does)."""
+    """Unknown fields and read-only fields are errors, where DRF ignores both: a client sending `status` or `id`
+    expects it to take effect, and it would not. (So a representation read from a GET is not a valid PUT body
+    as it is: drop its read-only fields first.)"""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))  # type: ignore[attr-defined]
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            fields = self.fields  # type: ignore[attr-defined]
+            errors = {name: ["Unknown field."] for name in data if name not in fields}
+            errors.update({name: ["This field is read-only."] for name in data
+                           if name in fields and fields[name].read_only})
+            if errors:
+                raise serializers.ValidationError(dict(sorted(errors.items())))
         return super().to_internal_value(data)  # type: ignore[misc, no-any-return]
 
 
@@ -27,10 +37,17 @@ class StrictFloatField(serializers.FloatField):
 
 
 class StrictIntegerField(serializers.IntegerField):
+    """An integer, not a boolean, within the signed 64-bit range whatever narrower bounds the field has."""
+
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool):
             self.fail("invalid")
-        return super().to_internal_value(data)
+        value: int = super().to_internal_value(data)
+        if value > INT64_MAX:
+            self.fail("max_value", max_value=INT64_MAX)
+        if value < INT64_MIN:
+            self.fail("min_value", min_value=INT64_MIN)
+        return value
 
 
 class CrontabField(serializers.CharField):

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
 from django.db.models import Model, Q, QuerySet
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,6 +38,21 @@ class DeferredJoinPaginator(DjangoPaginator):
         return Page([rows[pk] for pk in ids if pk in rows], number, self)
 
 
+_WHOLE_NUMBER = re.compile(r"[0-9]+", re.ASCII)
+
+
+def page_size_parse(request: Request, *, param: str, default: int, maximum: int) -> int:
+    """The `param` query parameter: absent is the default, above `maximum` is the maximum, anything but a whole
+    number of 1 or more is a 400 naming the parameter (not a silent fall back to the default)."""
+    raw = request.query_params.get(param)
+    if raw is None:
+        return default
+    if not _WHOLE_NUMBER.fullmatch(raw) or not raw.strip("0"):
+        raise ValidationError({param: [f"A whole number from 1 to {maximum} is required."]})
+    # Past nine digits it is above any maximum: no int() of a thousand digits.
+    return maximum if len(raw) > 9 else min(int(raw), maximum)
+
+
 class Pagination(PageNumberPagination):
     """Page numbers with a count: for lists of one owner's rows (monitors, channels, incidents, ...)."""
 
@@ -44,6 +60,22 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request: Request) -> int:
+        return page_size_parse(request, param=self.page_size_query_param, default=self.page_size,
+                               maximum=self.max_page_size)
+
+    def get_page_number(self, request: Request, paginator: "DjangoPaginator[Any]") -> int | str:
+        """A malformed page number is a 400 naming the parameter; a page past the last stays DRF's 404."""
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        if raw in self.last_page_strings:
+            return paginator.num_pages
+        if not _WHOLE_NUMBER.fullmatch(raw) or not raw.strip("0"):
+            raise ValidationError({self.page_query_param: [
+                f"A page number of 1 or more (or {', '.join(map(repr, self.last_page_strings))}) is required."]})
+        return raw
 
 
 @dataclass(frozen=True)
@@ -135,11 +167,8 @@ class KeysetPagination(BasePagination):
             raise NotFound(self.invalid_cursor_message) from exc
 
     def _page_size(self, request: Request) -> int:
-        try:
-            size = int(request.query_params[self.page_size_query_param])
-        except (KeyError, ValueError):
-            return self.page_size
-        return min(size, self.max_page_size) if size > 0 else self.page_size
+        return page_size_parse(request, param=self.page_size_query_param, default=self.page_size,
+                               maximum=self.max_page_size)
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {
