@@ -33,6 +33,22 @@ def test_migrate_needs_no_broker_url_but_a_secret_key():
     assert "SECRET_KEY is not set" in done.stderr
 
 
+@pytest.mark.parametrize(("key", "message"), [("", "SECRET_KEY is not set"), ("short", "SECRET_KEY is insecure")])
+@pytest.mark.parametrize("command", [["migrate"], ["api"], ["worker"], ["beat"], ["manage", "check"]])
+def test_a_missing_or_weak_secret_key_is_a_one_line_error_without_a_traceback(command, key, message):
+    done = run_lookout(*command, DATABASE_URL="sqlite:////nonexistent/lookout.sqlite3",
+                       CELERY_BROKER_URL="amqp://guest@127.0.0.1:1//", SECRET_KEY=key)
+    assert done.returncode != 0
+    assert done.stderr.startswith(f"lookout: {message}") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_manage_help_lists_every_command_without_any_configuration():
+    for help_argument in ("--help", "help"):
+        done = run_lookout("manage", help_argument)
+        assert done.returncode == 0, done.stderr
+        assert "createapiuser" in done.stdout and "migrate" in done.stdout and "changepassword" in done.stdout
+
+
 def test_a_bad_worker_concurrency_is_refused():
     done = run_lookout("worker", DATABASE_URL="postgres://x@127.0.0.1/x", CELERY_BROKER_URL="amqp://x",
                        LOOKOUT_WORKER_CONCURRENCY="lots")

@@ -4,11 +4,16 @@ Server subcommands replace this process (exec) with gunicorn or Celery, so signa
 """
 
 import argparse
+import importlib
 import os
+import secrets
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from lookout.dev import dev_run
+from django.core.exceptions import ImproperlyConfigured
+
+from lookout.dev import DEV_BIND, DEV_DATA_DIR, dev_data_dir_find, dev_environment, dev_run
 
 CELERY_APP = "lookout.config.celery_app"
 SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
@@ -34,6 +39,15 @@ def require_env(*names: str) -> None:
             )
 
 
+def settings_check() -> None:
+    """Read the settings here, so a bad variable (a weak SECRET_KEY, LOOKOUT_...=abc) is one line, not a traceback
+    from inside gunicorn, Celery or Django."""
+    try:
+        importlib.import_module("lookout.config.settings")
+    except ImproperlyConfigured as exc:
+        raise ConfigurationMissing(f"lookout: {exc}") from None
+
+
 def _exec(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -49,6 +63,7 @@ def _django_setup() -> None:
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     require_env("DATABASE_URL")
+    settings_check()
     _django_setup()
     from django.core.management import call_command
 
@@ -61,16 +76,35 @@ def cmd_migrate(args: argparse.Namespace) -> None:
         print(f"created periodic task {name}")
 
 
-def cmd_manage(args: argparse.Namespace) -> None:
+HELP_ARGUMENTS = {"help", "--help", "-h"}
+
+
+def _manage(rest: list[str]) -> None:
+    if not rest or rest[0] in HELP_ARGUMENTS:
+        # Help touches no database: placeholders let the settings load, so every command is listed.
+        os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     require_env("DATABASE_URL")
+    settings_check()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lookout.config.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(["lookout manage", *args.rest])
+    execute_from_command_line(["lookout manage", *rest])
+
+
+def cmd_manage(args: argparse.Namespace) -> None:
+    configured = os.environ.get("DATABASE_URL") or os.environ.get("DATABASE_URL_FILE")
+    data_dir = None if configured else dev_data_dir_find(Path.cwd())
+    if data_dir is not None:
+        # Nothing configured, but a `lookout dev` instance lives here: manage that one.
+        print(f"lookout manage: using the lookout dev instance in {data_dir}", file=sys.stderr)
+        os.environ.update(dev_environment(data_dir, DEV_BIND))
+    _manage(args.rest)
 
 
 def cmd_api(args: argparse.Namespace) -> None:
     require_env("DATABASE_URL", "CELERY_BROKER_URL")  # the API publishes check-now probes
+    settings_check()
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:lookout.config.gunicorn", "--bind", args.bind]
     if args.workers:
         argv += ["--workers", str(args.workers)]
@@ -86,6 +120,8 @@ def worker_concurrency() -> int:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     require_env("DATABASE_URL", "CELERY_BROKER_URL")
+    concurrency = worker_concurrency()
+    settings_check()
     # Celery closes Django's connection at every task start and end; pooled, close() hands it back instead of
     # tearing down a Postgres backend each time (it was twice per probe before probes wrote in batches).
     os.environ.setdefault("LOOKOUT_DB_POOL_SIZE", str(DEFAULT_WORKER_DB_POOL_SIZE))
@@ -94,16 +130,24 @@ def cmd_worker(args: argparse.Namespace) -> None:
     # for green pools waits 100 ms on the idle event connection after every message, capping a worker at ten
     # messages (probes, alert deliveries) a second. Nothing reads those events; mingle and gossip are off too.
     _exec([sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-P", "gevent",
-           "-c", str(worker_concurrency()), "-Q", args.queues, "--without-gossip", "--without-mingle",
+           "-c", str(concurrency), "-Q", args.queues, "--without-gossip", "--without-mingle",
            "--without-heartbeat", "-n", args.name, "-l", args.loglevel])
 
 
 def cmd_beat(args: argparse.Namespace) -> None:
     require_env("DATABASE_URL", "CELERY_BROKER_URL")
+    settings_check()
     _exec([sys.executable, "-m", "celery", "-A", CELERY_APP, "beat", "-S", SCHEDULER, "-l", args.loglevel])
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
+    if args.dev_command == "manage":
+        data_dir = Path(args.data_dir).resolve()
+        if not (data_dir / "lookout.sqlite3").exists():
+            raise ConfigurationMissing(f"lookout dev: no lookout dev data in {data_dir}; start `lookout dev` first")
+        os.environ.update(dev_environment(data_dir, args.bind))
+        _manage(args.rest)
+        return
     raise SystemExit(dev_run(data_dir=args.data_dir, bind=args.bind, reset=args.reset))
 
 
@@ -129,20 +173,32 @@ def parser() -> argparse.ArgumentParser:
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(func=cmd_beat)
 
-    manage = sub.add_parser("manage", help="run a Django management command", add_help=False)
+    manage = sub.add_parser("manage", help="run a Django management command (`lookout manage help` lists them)",
+                            add_help=False)
     manage.add_argument("rest", nargs=argparse.REMAINDER)
     manage.set_defaults(func=cmd_manage)
 
     dev = sub.add_parser("dev", help="API + worker + beat on embedded SQLite and broker, no services needed")
-    dev.add_argument("--bind", default="127.0.0.1:8000", help="HOST:PORT of the API (default 127.0.0.1:8000)")
-    dev.add_argument("--data-dir", default=".lookout-dev", help="where the databases live (default .lookout-dev)")
+    dev.add_argument("--bind", default=DEV_BIND, help=f"HOST:PORT of the API (default {DEV_BIND})")
+    dev.add_argument("--data-dir", default=DEV_DATA_DIR, help=f"where the databases live (default {DEV_DATA_DIR})")
     dev.add_argument("--reset", action="store_true", help="start from empty databases")
-    dev.set_defaults(func=cmd_dev)
+    dev.set_defaults(func=cmd_dev, dev_command=None)
+    dev_sub = dev.add_subparsers(dest="dev_command", metavar="manage")
+    dev_manage = dev_sub.add_parser("manage", add_help=False,
+                                    help="a management command on this data directory, e.g. createapiuser bob")
+    dev_manage.add_argument("rest", nargs=argparse.REMAINDER)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
+    root = parser()
+    # argparse's REMAINDER does not take options before the first positional (`manage --help`): they come back
+    # unrecognised, in order, and lead the management command's arguments.
+    args, leading = root.parse_known_args(argv)
+    if leading:
+        if not hasattr(args, "rest"):
+            root.error(f"unrecognized arguments: {' '.join(leading)}")
+        args.rest = [*leading, *args.rest]
     args.func(args)
 
 

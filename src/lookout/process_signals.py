@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from lookout.alerting.guard import guard_degraded
 from lookout.alerting.models import AttemptOutcome, ChannelKind
-from lookout.config.env import env_int
+from lookout.config.env import env_int, env_str
 from lookout.observability.health import database_ok
 from lookout.observability.liveness import consumer_state, kombu_retry_sleep_cooperative
 from lookout.observability.metrics import (
@@ -64,6 +64,11 @@ def _in_flight() -> float:
     return len(state.active_requests)
 
 
+def metrics_host() -> str:
+    # Every interface by default, as a container needs for its kubelet probes; `lookout dev` sets the API's host.
+    return env_str("LOOKOUT_METRICS_HOST") or "0.0.0.0"
+
+
 @worker_init.connect
 def worker_metrics_start(sender: Any = None, **_: Any) -> None:
     # At worker_init, before the consumer connects: a worker waiting for the broker answers /healthz (alive,
@@ -76,7 +81,7 @@ def worker_metrics_start(sender: Any = None, **_: Any) -> None:
         delivery_labels=[(kind, outcome) for kind in ChannelKind.values for outcome in AttemptOutcome.values],
     )
     # Workers export fleet-wide series only: per-monitor ones would be duplicated by every replica.
-    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9540), include_monitors=False,
+    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9540), host=metrics_host(), include_monitors=False,
                          health=consumer_state.health, readiness=consumer_state.readiness)
 
 
@@ -122,8 +127,8 @@ def beat_metrics_start(sender: Any = None, **_: Any) -> None:
     for outcome in ("sent", "failed", "skipped"):
         BEAT_DISPATCHES.labels(task=PROBE_TASK, outcome=outcome)
     # Per-monitor series only from the beat that dispatches: a hot standby would double every one of them.
-    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), include_monitors=dispatching,
-                         health=lambda: beat_health(sender), readiness=beat_readiness)
+    metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), host=metrics_host(),
+                         include_monitors=dispatching, health=lambda: beat_health(sender), readiness=beat_readiness)
 
 
 def _degraded() -> bool:

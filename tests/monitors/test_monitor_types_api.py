@@ -125,6 +125,28 @@ def test_the_sweep_takes_down_only_push_monitors_whose_heartbeat_is_overdue(alic
     assert Monitor.objects.get(pk=paused.pk).status == MonitorStatus.PAUSED
 
 
+def test_an_overdue_heartbeat_failure_names_the_last_heartbeat_not_the_deadline(alice):
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="job", type="push", interval=60, grace=10))
+    beat_at = timezone.now() - timedelta(minutes=5)
+    push.push_receive(token=monitor.push_token)
+    ProbeResult.objects.filter(monitor=monitor, success=True).update(checked_at=beat_at)
+    Monitor.objects.filter(pk=monitor.pk).update(push_deadline=timezone.now() - timedelta(seconds=1))
+
+    assert push.push_sweep() == 1
+
+    failure = ProbeResult.objects.get(monitor=monitor, success=False)
+    assert failure.error == f"no heartbeat since {beat_at:%Y-%m-%d %H:%M:%S} UTC (interval + grace passed)"
+
+
+def test_an_overdue_push_monitor_that_never_had_a_heartbeat_says_so(alice):
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="job", type="push", interval=60, grace=10))
+    Monitor.objects.filter(pk=monitor.pk).update(push_deadline=timezone.now() - timedelta(seconds=1))
+
+    assert push.push_sweep() == 1
+
+    assert ProbeResult.objects.get(monitor=monitor).error == "no heartbeat on record (interval + grace passed)"
+
+
 def test_secret_headers_and_the_basic_auth_password_are_write_only_and_encrypted_at_rest(alice_api):
     response = create(alice_api, url="https://example.com/", headers={"X-Plain": "visible"},
                       secret_headers={"Authorization": "Bearer s3cr3t-value"},

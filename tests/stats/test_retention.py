@@ -6,7 +6,7 @@ import pytest
 
 from lookout.alerting.models import AlertEvent, Channel, DegradedEpisode, Incident, Notification
 from lookout.monitors import services
-from lookout.monitors.models import ProbeResult
+from lookout.monitors.models import IssuedTask, ProbeResult
 from lookout.monitors.spec import MonitorSpec
 from lookout.stats.models import ResultRollup
 from lookout.stats.retention import results_prune, rollups_prune
@@ -88,6 +88,17 @@ def test_rollups_incidents_and_alert_history_older_than_their_retention_are_prun
     assert list(Incident.objects.all()) == [recent]
     assert not Notification.objects.exists() and not DegradedEpisode.objects.exists()
     assert monitor_stats(monitor=shop, window="90d", now=NOW)["incidents"] == 1
+
+
+def test_check_now_task_ids_are_pruned_once_their_stored_result_expired_after_a_day(shop, alice):
+    old = IssuedTask.objects.create(task_id="old", owner=alice, monitor=shop)
+    IssuedTask.objects.create(task_id="recent", owner=alice, monitor=shop)
+    IssuedTask.objects.filter(pk=old.pk).update(created_at=NOW - timedelta(days=1, minutes=1))
+    IssuedTask.objects.exclude(pk=old.pk).update(created_at=NOW - timedelta(hours=23))
+
+    assert rollups_prune(now=NOW) == 1
+
+    assert list(IssuedTask.objects.values_list("task_id", flat=True)) == ["recent"]
 
 
 def test_on_postgresql_expired_days_are_dropped_as_partitions_and_only_the_straddling_day_row_by_row(shop):

@@ -1,9 +1,10 @@
-"""The metrics and health port of the worker and beat processes (LOOKOUT_METRICS_PORT).
+"""The metrics and health port of the worker and beat processes (LOOKOUT_METRICS_PORT, LOOKOUT_METRICS_HOST).
 
 /healthz is liveness (restart me), /readyz readiness (a dependency is down; I wait for it), /metrics the scrape.
 """
 
 import logging
+import socket
 import socketserver
 import threading
 from collections.abc import Callable, Iterable
@@ -23,6 +24,10 @@ IncludeMonitors = bool | Callable[[], bool]
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     # A scrape of beat's per-monitor series can take seconds at 100k monitors: /healthz must not queue behind it.
     daemon_threads = True
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6  # an IPv6 host such as ::1 (LOOKOUT_METRICS_HOST)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -77,7 +82,8 @@ def metrics_server_start(*, port: int, include_monitors: IncludeMonitors, health
         return None
     try:
         app = metrics_app(include_monitors=include_monitors, health=health, readiness=readiness)
-        server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+        server_class = _ThreadingServer6 if ":" in host else _ThreadingServer
+        server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
     except OSError as exc:
         logger.error("metrics port %s unavailable (%s): this process serves no metrics", port, exc)
         return None

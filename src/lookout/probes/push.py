@@ -1,6 +1,6 @@
 """Push (heartbeat) monitors: their target calls Lookout; a sweep records a failure when a heartbeat is overdue."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone as django_timezone
@@ -24,6 +24,16 @@ def push_receive(*, token: str) -> ProbeResult | None:
     return result
 
 
+def _overdue_error(*, monitor_id: int) -> str:
+    # The last heartbeat is the last successful result: the deadline moves on at every sweep (and at a resume),
+    # so it tells when the heartbeat was due, not when the last one came.
+    last = (ProbeResult.objects.filter(monitor_id=monitor_id, success=True).order_by("-checked_at")
+            .values_list("checked_at", flat=True).first())
+    if last is None:  # never, or longer ago than the results are kept
+        return "no heartbeat on record (interval + grace passed)"
+    return f"no heartbeat since {last.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (interval + grace passed)"
+
+
 def push_sweep(*, now: datetime | None = None, batch: int = 1000) -> int:
     """Record a failure for every push monitor whose heartbeat is overdue; returns how many."""
     now = now or django_timezone.now()
@@ -40,8 +50,7 @@ def push_sweep(*, now: datetime | None = None, batch: int = 1000) -> int:
                 if moved:
                     probe_result_record(monitor_id=pk, record=ProbeRecord(
                         checked_at=now, success=False, status_code=None, response_time_ms=0.0,
-                        error=f"no heartbeat since {deadline:%Y-%m-%d %H:%M:%S} UTC (interval + grace passed)",
-                        task_id=""))
+                        error=_overdue_error(monitor_id=pk), task_id=""))
                     overdue += 1
         if len(due) < batch:
             return overdue

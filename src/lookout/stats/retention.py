@@ -11,7 +11,7 @@ from django.utils import timezone
 from lookout.alerting.models import DegradedEpisode, Incident, Notification
 from lookout.core.rate_counters import rate_counters_prune
 from lookout.monitors import partitions
-from lookout.monitors.models import ProbeResult
+from lookout.monitors.models import IssuedTask, ProbeResult
 from lookout.stats.models import ResultRollup
 from lookout.stats.rollups import rolled_until
 
@@ -57,7 +57,8 @@ def results_prune(*, now: datetime | None = None, batch: int | None = None, max_
 
 def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_batches: int = 20) -> int:
     """Rollups, closed incidents and alert history older than LOOKOUT_ROLLUP_RETENTION_DAYS; API rate counters
-    whose window ended (one per client address that ever tried to log in, otherwise)."""
+    whose window ended (one per client address that ever tried to log in, otherwise); check-now task ids older
+    than their task's stored result (CELERY_RESULT_EXPIRES, a day: /tasks/{id}/ has nothing more to tell)."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.LOOKOUT_ROLLUP_RETENTION_DAYS)
     batch = batch or settings.LOOKOUT_PRUNE_BATCH_SIZE
@@ -71,4 +72,7 @@ def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_
     deleted += batched_delete(DegradedEpisode.objects.filter(ended_at__lt=cutoff), order_by="ended_at", batch=batch,
                               max_batches=max_batches)
     deleted += rate_counters_prune(now=now.timestamp())
+    deleted += batched_delete(
+        IssuedTask.objects.filter(created_at__lt=now - timedelta(seconds=settings.CELERY_RESULT_EXPIRES)),
+        order_by="pk", batch=batch, max_batches=max_batches)
     return deleted
