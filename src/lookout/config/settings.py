@@ -5,6 +5,7 @@ from typing import Any, TypedDict
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from psycopg_pool import ConnectionPool
 
 from lookout.config.env import env_bool, env_cidrs, env_int, env_list, env_required, env_str
 
@@ -67,7 +68,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The database down: a 503 with Retry-After in the error format instead of a 500 (process_exception).
+    "lookout.api.middleware.DatabaseUnavailableMiddleware",
 ]
+# A CSRF failure outside DRF (DRF's own views answer theirs) in the API's error format, not Django's HTML page.
+CSRF_FAILURE_VIEW = "lookout.api.error_views.csrf_failure"
 
 ROOT_URLCONF = "lookout.config.urls"
 WSGI_APPLICATION = "lookout.config.wsgi.application"
@@ -111,7 +116,10 @@ def _database() -> dj_database_url.DBConfig:
         # Celery closes Django's connection at every task start and end: with a pool, close() hands it back
         # instead of tearing down a Postgres backend twice per probe. Pooling excludes persistent connections.
         database["CONN_MAX_AGE"] = 0
-        options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 30}
+        # check: a pooled connection that died meanwhile (database restarted) is replaced before it is handed out,
+        # instead of failing the request that gets it.
+        options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 30,
+                           "check": ConnectionPool.check_connection}
     return database
 
 
