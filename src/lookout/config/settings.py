@@ -5,7 +5,6 @@ from typing import Any, TypedDict
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from psycopg_pool import ConnectionPool
 
 from lookout.config.env import env_bool, env_cidrs, env_int, env_list, env_required, env_str
 
@@ -116,10 +115,10 @@ def _database() -> dj_database_url.DBConfig:
         # Celery closes Django's connection at every task start and end: with a pool, close() hands it back
         # instead of tearing down a Postgres backend twice per probe. Pooling excludes persistent connections.
         database["CONN_MAX_AGE"] = 0
-        # check: a pooled connection that died meanwhile (database restarted) is replaced before it is handed out,
-        # instead of failing the request that gets it.
-        options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 30,
-                           "check": ConnectionPool.check_connection}
+        # Health checks on: Django then gives the pool check=ConnectionPool.check_connection, so a pooled connection
+        # that died meanwhile (database restarted) is replaced before it is handed out.
+        database["CONN_HEALTH_CHECKS"] = True
+        options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 30}
     return database
 
 
