@@ -105,6 +105,10 @@ def test_a_change_reaches_beat_and_keeps_beats_bookkeeping(staff_api, seeded):
     ({"name": "x", "task": PRUNE, "crontab": "61 4 * * *"}, "crontab"),
     ({"name": "x", "task": PRUNE, "crontab": "0 4 * * *", "timezone": "Nowhere/Town"}, "timezone"),
     ({"name": "x", "task": PRUNE, "interval": {"every": 1, "period": "hours"}, "args": "[1]"}, "args"),
+    ({"name": "x", "task": PRUNE, "interval": {"every": 1, "period": "hours"}, "id": 999}, "id"),
+    ({"name": "x", "task": PRUNE, "interval": {"every": 1, "period": "hours"}, "total_run_count": 5},
+     "total_run_count"),
+    ({"name": "x", "task": PRUNE, "interval": {"every": 1, "period": "hours", "offset": 5}}, "interval"),
 ])
 def test_bad_input_is_a_clear_400_and_creates_nothing(staff_api, body, field):
     before = PeriodicTask.objects.count()

@@ -3,18 +3,18 @@ from typing import Any
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework import serializers
 
-from lookout.api.input import CrontabField, StrictIntegerField, TimeZoneField
+from lookout.api.input import CrontabField, RejectUnknownFieldsMixin, StrictIntegerField, TimeZoneField
 from lookout.scheduling import periodic_tasks
 
 PERIODS = [IntervalSchedule.SECONDS, IntervalSchedule.MINUTES, IntervalSchedule.HOURS, IntervalSchedule.DAYS]
 
 
-class IntervalSerializer(serializers.Serializer[Any]):
+class IntervalSerializer(RejectUnknownFieldsMixin, serializers.Serializer[Any]):
     every = StrictIntegerField(min_value=1, max_value=10**6)
     period = serializers.ChoiceField(choices=PERIODS)
 
 
-class PeriodicTaskSerializer(serializers.Serializer[Any]):
+class PeriodicTaskSerializer(RejectUnknownFieldsMixin, serializers.Serializer[Any]):
     """A django-celery-beat periodic task: exactly one of `interval` and `crontab`."""
 
     id = serializers.IntegerField(read_only=True)
@@ -44,15 +44,6 @@ class PeriodicTaskSerializer(serializers.Serializer[Any]):
         data["crontab"] = periodic_tasks.task_crontab(task)
         data["timezone"] = str(crontab.timezone) if crontab is not None else None
         return data
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - writable)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
-        validated: dict[str, Any] = super().to_internal_value(data)
-        return validated
 
     def validate_task(self, value: str) -> str:
         allowed = periodic_tasks.allowed_tasks()
