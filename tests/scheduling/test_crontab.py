@@ -3,8 +3,9 @@
 from zoneinfo import ZoneInfo
 
 import pytest
+from celery.schedules import crontab
 
-from lookout.core.crontab import crontab_fields, timezone_validate
+from lookout.core.crontab import crontab_as_celery_reads, crontab_fields, timezone_validate
 
 # --- crontab_fields and timezone_validate --------------------------------------------------------------------
 
@@ -107,3 +108,37 @@ def test_an_iana_time_zone_is_accepted(name):
 def test_an_unknown_time_zone_is_refused_with_a_hint(name):
     with pytest.raises(ValueError, match=r"unknown time zone .*\(use an IANA name"):
         timezone_validate(name)
+
+
+# --- crontab_as_celery_reads: the crontabs saved before the strict rules -------------------------------------
+
+
+def celery_sets(cron: str) -> tuple[set[int], ...]:
+    schedule = crontab(**dict(zip(("minute", "hour", "day_of_month", "month_of_year", "day_of_week"),
+                                  cron.split(), strict=True)))
+    return (schedule.minute, schedule.hour, schedule.day_of_month, schedule.month_of_year, schedule.day_of_week)
+
+
+@pytest.mark.parametrize(("cron", "spelled"), [
+    ("1-2-3 * * * *", "1-2 * * * *"),
+    ("*/5/2 * * * *", "*/5 * * * *"),
+    ("1 * * * mon-", "1 * * * 1"),
+    ("0 0 1 jan,jul,1-2-3 *", "0 0 1 1-2,7 *"),
+])
+def test_a_crontab_the_strict_rules_refuse_is_spelled_as_what_celery_ran(cron, spelled):
+    with pytest.raises(ValueError):
+        crontab_fields(cron)
+
+    assert crontab_as_celery_reads(cron) == spelled
+    assert celery_sets(spelled) == celery_sets(cron)
+    crontab_fields(spelled)
+
+
+@pytest.mark.parametrize("cron", ["*/5 * * * *", "0 9 * * 1-5", "30 2 1,15 * mon-fri", "0 0 * * 7"])
+def test_a_crontab_the_strict_rules_accept_stays_as_written(cron):
+    assert crontab_as_celery_reads(cron) == cron
+
+
+def test_a_crontab_celery_refuses_too_is_an_error():
+    with pytest.raises(ValueError, match="invalid crontab"):
+        crontab_as_celery_reads("1,,2 * * * *")

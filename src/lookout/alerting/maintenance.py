@@ -7,10 +7,9 @@ that recovered inside the window never alerts (nor its recovery).
 
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from celery.schedules import crontab
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
@@ -18,23 +17,13 @@ from django.utils import timezone
 
 from lookout.alerting.incidents import incident_deferred_release
 from lookout.alerting.models import Incident, MaintenanceWindow
-from lookout.core.crontab import crontab_fields, timezone_validate
+from lookout.core.crontab import crontab_expanded, crontab_fields, timezone_validate
 from lookout.core.errors import ValidationFailed
 from lookout.monitors.models import Monitor, MonitorStatus
 
 MIN_DURATION_SECONDS = 60
 MAX_DURATION_SECONDS = 7 * 24 * 3600
 _MINUTE = timedelta(minutes=1)
-
-
-class _ExpandedCrontab(Protocol):
-    """What Celery's crontab holds once built, each field expanded to its values; celery-types leaves these out."""
-
-    minute: set[int]
-    hour: set[int]
-    day_of_week: set[int]
-    day_of_month: set[int]
-    month_of_year: set[int]
 
 
 def cron_window_active(*, cron: str, tz: str, duration_seconds: int, now: datetime) -> bool:
@@ -44,7 +33,7 @@ def cron_window_active(*, cron: str, tz: str, duration_seconds: int, now: dateti
     hundred steps at most. Day-of-month and day-of-week must both match, as in Celery's own crontab (the
     parser monitors use), not either as in Vixie cron.
     """
-    schedule = cast(_ExpandedCrontab, crontab(**crontab_fields(cron)))
+    schedule = crontab_expanded(cron)
     zone = ZoneInfo(tz)
     # Wall-clock minutes in the window's zone; an occurrence is active while start <= now < start + duration.
     moment = now.astimezone(zone).replace(second=0, microsecond=0, tzinfo=None)

@@ -7,7 +7,7 @@ Celery's parser, which raises its own ParseException on some inputs and quietly 
 
 import re
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Protocol, TypedDict, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import ParseException, crontab
@@ -23,6 +23,16 @@ class CrontabFields(TypedDict):
     day_of_month: str
     month_of_year: str
     day_of_week: str
+
+
+class ExpandedCrontab(Protocol):
+    """What Celery's crontab holds once built, each field expanded to its values; celery-types leaves these out."""
+
+    minute: set[int]
+    hour: set[int]
+    day_of_week: set[int]
+    day_of_month: set[int]
+    month_of_year: set[int]
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,50 @@ def crontab_fields(cron: str) -> CrontabFields:
     except (ValueError, IndexError, KeyError, ParseException) as exc:
         raise ValueError(f"invalid crontab {cron!r}: {exc}") from exc
     return fields
+
+
+def crontab_expanded(cron: str) -> ExpandedCrontab:
+    """The values each field of a valid crontab stands for, as Celery's parser expands them."""
+    return cast(ExpandedCrontab, crontab(**crontab_fields(cron)))
+
+
+def crontab_as_celery_reads(cron: str) -> str:
+    """`cron` when crontab_fields accepts it; else, for a crontab saved before these rules, what Celery's parser
+    made of it, spelled so they accept it: `1-2-3 * * * *` ran at minutes 1 and 2 and becomes `1-2 * * * *`.
+
+    Raises ValueError for a crontab Celery's parser refuses as well.
+    """
+    try:
+        crontab_fields(cron)
+        return cron
+    except ValueError:
+        pass
+    parts = cron.split()
+    if len(parts) != len(CRON_FIELDS):
+        raise ValueError(f"a crontab has 5 fields, got {len(parts)}")
+    try:
+        schedule = cast(ExpandedCrontab, crontab(**dict(zip(CRON_FIELDS, parts, strict=True))))
+    except (ValueError, IndexError, KeyError, ParseException) as exc:
+        raise ValueError(f"invalid crontab {cron!r}: {exc}") from exc
+    expanded = (schedule.minute, schedule.hour, schedule.day_of_month, schedule.month_of_year, schedule.day_of_week)
+    # Celery's day-of-week runs 0-6 (Sunday 0), not the 0-7 the strict rules allow.
+    bounds = [(rule.low, rule.high) for rule in _FIELDS[:-1]] + [(0, 6)]
+    return " ".join(_spelled(values, low, high) for values, (low, high) in zip(expanded, bounds, strict=True))
+
+
+def _spelled(values: set[int], low: int, high: int) -> str:
+    if values == set(range(low, high + 1)):
+        return "*"
+    step = min(values - {low}, default=high) - low
+    if len(values) > 2 and low in values and step > 1 and values == set(range(low, high + 1, step)):
+        return f"*/{step}"
+    runs: list[list[int]] = []
+    for value in sorted(values):
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 def _field_check(spec: str, rule: _Field) -> None:
