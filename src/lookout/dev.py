@@ -131,7 +131,8 @@ def dev_run(*, data_dir: str, bind: str, reset: bool) -> int:
     subprocess.run(_lookout("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
     password = _secret(directory / "admin_password", 18)
     # Kept in the data directory like the password, so the token printed stays the same across restarts (the
-    # database only has its digest); createapiuser registers it once and then finds it.
+    # database only has its digest); createapiuser registers it once and then finds it. (So a revoked dev token
+    # comes back at the next start: delete the file for a new key.)
     key = _secret(directory / "api_token", new=key_generate())
     token = subprocess.run(
         _lookout("manage", "createapiuser", DEV_USER, "--superuser", "--password-env", "LOOKOUT_DEV_PASSWORD",

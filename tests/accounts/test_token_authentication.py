@@ -151,12 +151,13 @@ def alices_objects(alice, alice_api):
                                                    "address": "ops@example.com"}).json()
     return {"monitors": monitor["id"], "channels": channel["id"],
             "periodic-tasks": Monitor.objects.get(pk=monitor["id"]).periodic_task_id,
-            "tokens": ApiToken.objects.get(owner=alice).pk}
+            "tokens": ApiToken.objects.get(owner=alice, scope="write").pk}
 
 
 def state() -> tuple:
-    return (list(Monitor.objects.values_list("id", "name", "enabled", "status")),
-            list(Channel.objects.values_list("id", "name")), list(ApiToken.objects.values_list("id", "name")))
+    return (list(Monitor.objects.order_by("id").values_list("id", "name", "enabled", "status")),
+            list(Channel.objects.order_by("id").values_list("id", "name")),
+            list(ApiToken.objects.order_by("id").values_list("id", "name", "scope")))
 
 
 @pytest.mark.parametrize(("method", "path"), write_routes())
