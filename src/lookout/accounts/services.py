@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -45,11 +46,13 @@ def api_token_create(*, owner: User, name: str, scope: str = TokenScope.WRITE, e
     if errors:
         raise ValidationFailed(errors)
     key = key or key_generate()
-    digest = key_digest(key)
-    if ApiToken.objects.filter(digest=digest).exists():
-        raise Conflict("A token with this key exists already.")
-    token = ApiToken.objects.create(owner=owner, name=name, scope=scope, expires_at=expires_at, created_at=now,
-                                    prefix=key_display_prefix(key), digest=digest)
+    try:
+        # A savepoint: a clash (only possible with a key brought from elsewhere) leaves an outer transaction usable.
+        with transaction.atomic():
+            token = ApiToken.objects.create(owner=owner, name=name, scope=scope, expires_at=expires_at,
+                                            created_at=now, prefix=key_display_prefix(key), digest=key_digest(key))
+    except IntegrityError as exc:
+        raise Conflict("A token with this key exists already.") from exc
     return IssuedToken(token=token, key=key)
 
 

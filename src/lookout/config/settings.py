@@ -179,6 +179,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "lookout.api.schema.error_responses"],
+    "ENUM_NAME_OVERRIDES": {"TokenScopeEnum": "lookout.accounts.models.TokenScope"},
 }
 
 # Lookout
