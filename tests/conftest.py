@@ -114,12 +114,13 @@ def bob(django_user_model):
     return django_user_model.objects.create_user(username="bob", password="bob-password-1")
 
 
-def _client_for(user):
-    from rest_framework.authtoken.models import Token
+def _client_for(user, scope="write"):
     from rest_framework.test import APIClient
 
+    from lookout.accounts.services import api_token_create
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(owner=user, name='tests', scope=scope).key}")
     return client
 
 
@@ -131,3 +132,9 @@ def alice_api(alice):
 @pytest.fixture
 def bob_api(bob):
     return _client_for(bob)
+
+
+@pytest.fixture
+def alice_read_api(alice):
+    """Alice with a read-scope token: GET, HEAD and OPTIONS only."""
+    return _client_for(alice, scope="read")

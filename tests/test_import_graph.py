@@ -104,13 +104,15 @@ def _layer(module: str) -> str:
 
 
 # What each part may import besides itself. The rule: config <- monitors <- probes / alerting <- stats, with the
-# Django-free probe engine and core (encryption, rate counters, target policy, domain errors) beneath everything.
+# Django-free probe engine and core (encryption, rate counters, target policy, domain errors) beneath everything,
+# and accounts (users' API tokens) beside core: every app's API authenticates through it, it imports no domain app.
 ALLOWED: dict[str, set[str]] = {
     "lookout": set(),
     "lookout.probes.engine": {"lookout"},
     "lookout.config": set(),
     "lookout.core": {"lookout.probes.engine"},
     "lookout.api": {"lookout.core"},
+    "lookout.accounts": {"lookout.core"},
     "lookout.observability": {"lookout.config", "lookout.probes.engine", "lookout.monitors"},
     "lookout.scheduling": {"lookout.core", "lookout.observability"},
     "lookout.monitors": {"lookout.core", "lookout.probes.engine", "lookout.scheduling"},
@@ -121,8 +123,8 @@ ALLOWED: dict[str, set[str]] = {
     "lookout.stats": {"lookout.core", "lookout.monitors", "lookout.alerting", "lookout.probes"},
 }
 # The API layers compose the apps beneath them and the shared plumbing; the entry points may import anything.
-API_ALLOWED = {"lookout.api", "lookout.config", "lookout.core", "lookout.monitors", "lookout.probes",
-               "lookout.alerting", "lookout.alerting.api", "lookout.scheduling", "lookout.stats"}
+API_ALLOWED = {"lookout.api", "lookout.config", "lookout.core", "lookout.accounts", "lookout.monitors",
+               "lookout.probes", "lookout.alerting", "lookout.alerting.api", "lookout.scheduling", "lookout.stats"}
 ENTRY_POINTS = {"lookout.cli", "lookout.dev", "lookout.process_signals"}
 
 

@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from lookout.accounts.keys import key_generate
+
 DEV_USER = "admin"
 DEV_CONCURRENCY = "10"
 DEV_BIND = "127.0.0.1:8000"
@@ -60,9 +62,9 @@ def dev_data_dir_find(directory: Path) -> Path | None:
     return data_dir if (data_dir / "lookout.sqlite3").exists() else None
 
 
-def _secret(path: Path, length: int = 50) -> str:
+def _secret(path: Path, length: int = 50, *, new: str | None = None) -> str:
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(length))
+        path.write_text(new or secrets.token_urlsafe(length))
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -128,9 +130,15 @@ def dev_run(*, data_dir: str, bind: str, reset: bool) -> int:
 
     subprocess.run(_lookout("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
     password = _secret(directory / "admin_password", 18)
+    # Kept in the data directory like the password, so the token printed stays the same across restarts (the
+    # database only has its digest); createapiuser registers it once and then finds it. (So a revoked dev token
+    # comes back at the next start: delete the file for a new key.)
+    key = _secret(directory / "api_token", new=key_generate())
     token = subprocess.run(
-        _lookout("manage", "createapiuser", DEV_USER, "--superuser", "--password-env", "LOOKOUT_DEV_PASSWORD"),
-        env={**env, "LOOKOUT_DEV_PASSWORD": password}, check=True, capture_output=True, text=True,
+        _lookout("manage", "createapiuser", DEV_USER, "--superuser", "--password-env", "LOOKOUT_DEV_PASSWORD",
+                 "--name", "lookout dev", "--key-env", "LOOKOUT_DEV_TOKEN"),
+        env={**env, "LOOKOUT_DEV_PASSWORD": password, "LOOKOUT_DEV_TOKEN": key}, check=True, capture_output=True,
+        text=True,
     ).stdout.strip()
 
     metrics_base = int(env.get("LOOKOUT_METRICS_PORT") or 9540)

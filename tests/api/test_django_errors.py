@@ -10,6 +10,7 @@ from django.db import OperationalError
 from django.test import Client, RequestFactory
 from psycopg_pool import PoolTimeout
 
+from lookout.accounts.services import api_token_create
 from lookout.api.error_views import server_error
 from lookout.monitors import selectors
 
@@ -20,9 +21,7 @@ MONITORS = "/api/v1/monitors/"
 
 @pytest.fixture
 def alice_token(alice):
-    from rest_framework.authtoken.models import Token
-
-    return Token.objects.create(user=alice).key
+    return api_token_create(owner=alice, name="tests").key
 
 
 @pytest.fixture

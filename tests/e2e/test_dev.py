@@ -145,3 +145,21 @@ def test_a_second_user_is_added_to_a_running_lookout_dev_without_any_variable(tm
             assert response.status_code == 200, response.text
     finally:
         dev_stop(dev)
+
+
+def test_lookout_dev_prints_the_same_working_token_after_a_restart(tmp_path):
+    # The database keeps only the key's digest: the key itself lives in the data directory, like the password.
+    tokens = []
+    for _ in range(2):
+        port = free_port()
+        dev, token = dev_start(tmp_path, "--bind", f"127.0.0.1:{port}", LOOKOUT_METRICS_PORT=str(free_port()))
+        try:
+            response = requests.get(f"http://127.0.0.1:{port}/api/v1/tokens/", timeout=5,
+                                    headers={"Authorization": f"Token {token}"})
+            assert response.status_code == 200, response.text
+            assert [t["name"] for t in response.json()["results"]] == ["lookout dev"]
+            tokens.append(token)
+        finally:
+            dev_stop(dev)
+        (tmp_path / "dev.log").unlink()
+    assert tokens[0] == tokens[1] == (tmp_path / ".lookout-dev" / "api_token").read_text().strip()

@@ -18,8 +18,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 _DESCRIPTIONS = {
     "400": "Invalid input or a request that does not apply; nothing was changed.",
-    "401": "No or an invalid token.",
-    "403": "Not allowed.",
+    "401": "No token, or an unknown, revoked or expired one.",
+    "403": "Not allowed (a read-scope token's write among others).",
     "404": "No such object (or not yours).",
     "429": "Too many requests; retry after the Retry-After header's seconds.",
     "503": "A service Lookout needs (the broker) is unavailable; nothing was queued.",

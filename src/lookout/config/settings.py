@@ -42,12 +42,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_celery_results",
     "lookout.core",
+    "lookout.accounts",
     "lookout.monitors",
     "lookout.scheduling",
     "lookout.observability",
@@ -149,9 +149,10 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 
 REST_FRAMEWORK = {
-    # Token first: DRF answers anonymous requests with the first class's challenge, so 401 not 403.
+    # Token first: DRF answers anonymous requests with the first class's challenge, so 401 not 403. Lookout's own
+    # hashed, scoped tokens (lookout.accounts); DRF's authtoken app is gone (accounts' migration 0002).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "lookout.accounts.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -178,6 +179,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "lookout.api.schema.error_responses"],
+    "ENUM_NAME_OVERRIDES": {"TokenScopeEnum": "lookout.accounts.models.TokenScope"},
 }
 
 # Lookout

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/v1/auth/", include("rest_framework.urls")),
+    path("api/v1/", include("lookout.accounts.api.urls")),
     path("api/v1/", include("lookout.monitors.api.urls")),
     path("api/v1/", include("lookout.alerting.api.urls")),
     path("api/v1/", include("lookout.stats.api.urls")),

@@ -9,7 +9,6 @@ router.register("results", views.ResultViewSet, basename="result")
 router.register("events", views.EventViewSet, basename="event")
 
 urlpatterns = [
-    path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("tasks/<str:task_id>/", views.TaskView.as_view(), name="task-detail"),
     # Without or with a trailing slash: heartbeat URLs get pasted into cron jobs both ways.
     re_path(r"^push/(?P<token>[^/]+)/?$", views.PushView.as_view(), name="push"),

@@ -9,7 +9,6 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
@@ -20,7 +19,7 @@ from rest_framework.views import APIView
 
 from lookout.api.owner import request_owner
 from lookout.api.pagination import KeysetPagination
-from lookout.api.throttling import PushThrottle, ScopedThrottle
+from lookout.api.throttling import PushThrottle
 from lookout.config.celery_app import app as celery_app
 from lookout.monitors import selectors, services
 from lookout.monitors.api.serializers import (
@@ -37,13 +36,6 @@ from lookout.monitors.models import Monitor, MonitorEvent, ProbeResult
 from lookout.monitors.spec import MonitorSpec, monitor_spec
 from lookout.probes import push
 from lookout.probes.services import probe_check_now
-
-
-class TokenView(ObtainAuthToken):
-    """Exchange a username and password for an API token."""
-
-    throttle_classes = [ScopedThrottle]
-    throttle_scope = "login"
 
 
 class MonitorViewSet(viewsets.ModelViewSet[Monitor]):
