@@ -77,6 +77,11 @@ class Pagination(PageNumberPagination):
                 f"A page number of 1 or more (or {', '.join(map(repr, self.last_page_strings))}) is required."]})
         return raw
 
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = super().get_paginated_response_schema(schema)
+        response["required"] = sorted(response["properties"])  # next and previous are there, null or not
+        return response
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -173,7 +178,7 @@ class KeysetPagination(BasePagination):
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {
             "type": "object",
-            "required": ["results"],
+            "required": ["next", "previous", "results"],
             "properties": {
                 "next": {"type": "string", "nullable": True, "format": "uri",
                          "example": f"http://api.example.org/accounts/?{self.cursor_query_param}=cD00ODY%3D"},

@@ -89,8 +89,8 @@ class IncidentSerializer(serializers.ModelSerializer[Incident]):
 
 
 class IncidentFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
-    open = serializers.BooleanField(allow_null=True, default=None)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's incidents.")
+    open = serializers.BooleanField(required=False, help_text="Only open (true) or closed (false) incidents.")
 
 
 class NotificationAttemptSerializer(serializers.ModelSerializer[NotificationAttempt]):
@@ -110,9 +110,9 @@ class NotificationSerializer(serializers.ModelSerializer[Notification]):
 
 
 class NotificationFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
-    incident = StrictIntegerField(required=False, min_value=1)
-    channel = StrictIntegerField(required=False, min_value=1)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's notifications.")
+    incident = StrictIntegerField(required=False, min_value=1, help_text="Only this incident's notifications.")
+    channel = StrictIntegerField(required=False, min_value=1, help_text="Only this channel's notifications.")
     event = serializers.ChoiceField(choices=AlertEvent.choices, required=False)
     state = serializers.ChoiceField(choices=NotificationState.choices, required=False)
 

@@ -89,7 +89,8 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
     push_url = serializers.SerializerMethodField(help_text="push: where the target sends its heartbeats.")
     secret_header_names = serializers.SerializerMethodField()
     basic_auth_password_set = serializers.SerializerMethodField()
-    tls_expires_at = serializers.DateTimeField(source="tls_not_after", read_only=True)
+    tls_expires_at = serializers.DateTimeField(source="tls_not_after", read_only=True, allow_null=True,
+                                               help_text="The certificate's expiry; null without TLS.")
     last_phases = serializers.JSONField(read_only=True)
 
     class Meta:
@@ -127,9 +128,9 @@ class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
 
 
 class ResultFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
-    success = serializers.BooleanField(allow_null=True, default=None)
-    since = serializers.DateTimeField(required=False)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's results.")
+    success = serializers.BooleanField(required=False, help_text="Only successes (true) or failures (false).")
+    since = serializers.DateTimeField(required=False, help_text="Only results checked at or after this time.")
 
 
 class CheckQueuedSerializer(serializers.Serializer[Any]):
@@ -154,4 +155,4 @@ class MonitorEventSerializer(serializers.ModelSerializer[MonitorEvent]):
 
 
 class EventFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's events.")

@@ -22,7 +22,10 @@ class PeriodicTaskSerializer(serializers.Serializer[Any]):
     task = serializers.CharField(max_length=200, help_text="An allowlisted task name; set at creation.")
     interval = IntervalSerializer(allow_null=True, required=False, help_text='e.g. {"every": 1, "period": "hours"}')
     crontab = CrontabField(allow_null=True, required=False, help_text="5-field crontab, e.g. '0 4 * * *'")
-    timezone = TimeZoneField(required=False, help_text="IANA zone of `crontab` (default UTC).")
+    # Null in a representation without a crontab; null in a request is the default, so a representation can be
+    # sent back as it is.
+    timezone = TimeZoneField(required=False, allow_null=True,
+                             help_text="IANA zone of `crontab` (null or absent: UTC); null without a crontab.")
     enabled = serializers.BooleanField(required=False)
     description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
     expire_seconds = serializers.IntegerField(read_only=True, allow_null=True)
@@ -63,6 +66,8 @@ class PeriodicTaskSerializer(serializers.Serializer[Any]):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "timezone" in attrs and attrs["timezone"] is None:
+            del attrs["timezone"]  # the default on creation, unchanged on a change
         instance: PeriodicTask | None = self.instance
         if instance is not None:
             for name in ("name", "task"):

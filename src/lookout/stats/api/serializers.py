@@ -6,7 +6,7 @@ from lookout.stats.selectors import WINDOWS
 
 
 class StatsQuerySerializer(serializers.Serializer[Any]):
-    window = serializers.ChoiceField(choices=list(WINDOWS), default="24h")
+    window = serializers.ChoiceField(choices=list(WINDOWS), default="24h", help_text="How far back from now.")
 
 
 class ResponseTimeSerializer(serializers.Serializer[Any]):
