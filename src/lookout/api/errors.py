@@ -71,8 +71,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
-        fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
-        fields = {name: _messages(errors) for name, errors in fields.items()}
+        nested = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        fields = {name: _messages(errors) for name, errors in nested.items()}
         response.data = error_body(detail=_field_summary(fields), code="invalid", fields=fields)
         return response
     if isinstance(exc, exceptions.APIException):
