@@ -78,6 +78,15 @@ def test_values_that_can_be_null_are_nullable(schema):
     assert not components["MonitorRequest"]["properties"]["timezone"].get("nullable")
 
 
+def test_a_patch_documents_no_defaults(schema):
+    components = schema["components"]["schemas"]
+
+    assert components["MonitorRequest"]["properties"]["type"]["default"] == "http"  # a creation's
+    for name, component in components.items():
+        if name.startswith("Patched"):
+            assert not [field for field, spec in component["properties"].items() if "default" in spec], name
+
+
 def test_filters_are_typed_and_only_on_the_lists(schema):
     notifications = {parameter["name"]: parameter["schema"]
                      for parameter in schema["paths"]["/api/v1/notifications/"]["get"]["parameters"]}

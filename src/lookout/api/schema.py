@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from drf_spectacular import openapi
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, is_patched_serializer
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 
@@ -114,4 +114,9 @@ class AutoSchema(openapi.AutoSchema):
         if direction == "response" and schema.get("properties"):
             # A representation carries every field, null or not: none is optional to a client.
             schema["required"] = sorted(schema["properties"])
+        if is_patched_serializer(serializer, direction):
+            # A field left out of a PATCH keeps its value; it does not take the default of a creation. (Generated
+            # clients send a documented default whenever the field is not set: every PATCH would reset it.)
+            for field in schema.get("properties", {}).values():
+                field.pop("default", None)
         return schema

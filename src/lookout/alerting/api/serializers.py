@@ -2,6 +2,7 @@ from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from lookout.alerting.incidents import incident_duration_seconds
@@ -34,6 +35,10 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField[Model]):
         return self.model._default_manager.filter(owner=request.user)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("Email", request_only=True,
+                   value={"name": "On call", "kind": "email", "address": "oncall@example.com"}),
+])
 class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Channel]):
     kind = serializers.ChoiceField(choices=ChannelKind.choices, help_text="email, webhook or slack; set at creation.")
     name = serializers.CharField(max_length=200)
@@ -117,6 +122,11 @@ class NotificationFilterSerializer(serializers.Serializer[Any]):
     state = serializers.ChoiceField(choices=NotificationState.choices, required=False)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("Recurring", request_only=True,
+                   value={"name": "Nightly deploys", "cron": "0 3 * * *", "timezone": "Europe/Berlin",
+                          "duration_seconds": 1800}),
+])
 class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[MaintenanceWindow]):
     monitor = OwnedPrimaryKeyField(Monitor, allow_null=True, required=False,
                                    help_text="One of your monitors; null (default): all of them.")

@@ -1,5 +1,6 @@
 from typing import Any
 
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from lookout.alerting.api.serializers import OwnedPrimaryKeyField
@@ -28,6 +29,12 @@ class OwnedChannelsField(OwnedPrimaryKeyField):
         super().__init__(Channel, **kwargs)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("HTTP monitor", request_only=True,
+                   value={"name": "Homepage", "url": "https://example.com/", "interval": 60}),
+    OpenApiExample("Push monitor", request_only=True,
+                   value={"name": "Nightly backup", "type": "push", "interval": 86400, "grace": 600}),
+])
 class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Monitor]):
     name = serializers.CharField(max_length=LENGTH["name"])
     type = serializers.ChoiceField(choices=MonitorType.choices, default=MonitorType.HTTP,

@@ -1,6 +1,7 @@
 from typing import Any
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from lookout.api.input import CrontabField, StrictIntegerField, TimeZoneField
@@ -14,6 +15,11 @@ class IntervalSerializer(serializers.Serializer[Any]):
     period = serializers.ChoiceField(choices=PERIODS)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("Nightly prune", request_only=True,
+                   value={"name": "nightly results prune", "task": "lookout.stats.tasks.results_prune",
+                          "crontab": "0 4 * * *", "timezone": "UTC"}),
+])
 class PeriodicTaskSerializer(serializers.Serializer[Any]):
     """A django-celery-beat periodic task: exactly one of `interval` and `crontab`."""
 
