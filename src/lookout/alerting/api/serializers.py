@@ -105,6 +105,7 @@ class NotificationAttemptSerializer(serializers.ModelSerializer[NotificationAtte
 
 
 class NotificationSerializer(serializers.ModelSerializer[Notification]):
+    payload = serializers.DictField(help_text="What was (or will be) sent, before the channel formats it.")
     attempt_log = NotificationAttemptSerializer(many=True, read_only=True,
                                                 help_text="Every attempt, oldest first.")
 

@@ -98,7 +98,8 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
     basic_auth_password_set = serializers.SerializerMethodField()
     tls_expires_at = serializers.DateTimeField(source="tls_not_after", read_only=True, allow_null=True,
                                                help_text="The certificate's expiry; null without TLS.")
-    last_phases = serializers.JSONField(read_only=True)
+    last_phases = serializers.DictField(child=serializers.FloatField(), read_only=True,
+                                        help_text="Milliseconds per phase of the last probe.")
 
     class Meta:
         model = Monitor
@@ -128,6 +129,10 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
 
 
 class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
+    phases = serializers.DictField(child=serializers.FloatField(),
+                                   help_text="Milliseconds per phase: dns, connect, tls, processing, transfer.")
+    tls = serializers.DictField(allow_null=True, help_text="Certificate facts, when TLS was spoken.")
+
     class Meta:
         model = ProbeResult
         fields = ["id", "monitor", "checked_at", "success", "status_code", "response_time_ms", "error", "task_id",
@@ -156,6 +161,9 @@ class PushAcceptedSerializer(serializers.Serializer[Any]):
 
 
 class MonitorEventSerializer(serializers.ModelSerializer[MonitorEvent]):
+    # The model's field name; DRF's metaclass moves declared fields off the class, so it never hides `.data`.
+    data = serializers.DictField()  # type: ignore[assignment]
+
     class Meta:
         model = MonitorEvent
         fields = ["id", "monitor", "kind", "data", "created_at"]
