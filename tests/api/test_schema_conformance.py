@@ -1,7 +1,11 @@
-"""The API answers as its OpenAPI schema says: schemathesis generates requests from the served schema and sends
-them to a real `lookout api` (gunicorn, its own PostgreSQL database and broker vhost), as a regular user and as
-staff, and fails on any server error, undocumented status, undocumented content type or response that does not
-match its schema.
+"""The API answers as its OpenAPI schema says: schemathesis generates requests from the schema and sends them to
+a real `lookout api` (gunicorn, its own PostgreSQL database and broker vhost), as a regular user and as staff,
+and fails on any server error, undocumented status, undocumented content type or response that does not match
+its schema.
+
+The schema is generated here at collection, so that each operation is a test of its own (schemathesis's loader
+from a fixture, which would wait for the API to start, does not run under pytest 9.2: it sets a node attribute
+pytest no longer has); test_the_schema_under_test_is_the_one_the_api_serves holds it equal to the served one.
 
 Bounded for the suite: a fixed seed, a few examples per operation, no example database. Generated ids mostly name
 nothing (a 404, documented); so that the operations also answer about real objects, a generated id is pointed at
@@ -52,8 +56,7 @@ PRUNE = "lookout.stats.tasks.results_prune"
 
 
 def _schema_generated() -> dict[str, Any]:
-    """The schema the API serves, generated here at collection (one test per operation; the API starts later, in
-    a fixture). test_the_schema_under_test_is_the_one_the_api_serves holds them equal."""
+    """The schema the API serves, as its view renders it (lazy strings and all)."""
     from drf_spectacular.generators import SchemaGenerator
 
     generated: dict[str, Any] = json.loads(json.dumps(SchemaGenerator().get_schema(request=None, public=True),
