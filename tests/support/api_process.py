@@ -1,4 +1,4 @@
-"""A real `lookout api` (gunicorn) on a database and broker vhost of its own, with a regular user and a staff user
+"""A real `lookout api` (gunicorn) on a database and broker vhost of its own, and users of it (regular or staff)
 (support.stack's processes and environment). For tests that drive the API from outside, as clients do: the schema
 conformance run and the generated client."""
 
