@@ -90,3 +90,14 @@ def test_the_schema_documents_the_error_format_on_every_operation(alice_api):
     assert create["400"]["content"]["application/json"]["schema"] == error
     assert {"401", "403", "429"} <= create.keys()
     assert "404" in detail and "503" in check
+
+
+def test_a_nested_fields_errors_are_messages_in_its_fields_list_naming_where(alice_api):
+    response = alice_api.post(MONITORS, {"name": "x", "url": "https://example.com", "interval": 60,
+                                         "headers": {"X-Id": ["a"], "X-Ok": "fine"}, "expected_status": [200, "x"]},
+                              format="json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["headers"] == ["X-Id: Not a valid string."]
+    assert body["expected_status"] == ["[1]: A valid integer is required."]

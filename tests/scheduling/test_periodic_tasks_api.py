@@ -155,3 +155,18 @@ def test_built_in_tasks_can_be_disabled_but_not_deleted_renamed_or_repointed(sta
     assert staff_api.patch(url, {"task": PRUNE}, format="json").status_code == 400
     assert staff_api.post(f"{url}disable/").json()["enabled"] is False
     assert task_named("lookout.alert-sweep").task == "lookout.alerting.tasks.alerts_sweep"
+
+
+def test_a_representation_with_its_null_timezone_can_be_sent_back_as_it_is(staff_api):
+    created = staff_api.post(TASKS, {"name": "hourly prune", "task": PRUNE, "interval": {"every": 1, "period": "hours"},
+                                     "timezone": None}, format="json")
+    assert created.status_code == 201, created.content
+    assert (created.json()["timezone"], created.json()["crontab"]) == (None, None)
+    url = f"{TASKS}{created.json()['id']}/"
+
+    to_crontab = staff_api.patch(url, {"interval": None, "crontab": "0 4 * * *", "timezone": None}, format="json")
+    assert to_crontab.status_code == 200, to_crontab.content
+    assert to_crontab.json()["timezone"] == "UTC"  # null is the default
+    zoned = staff_api.patch(url, {"timezone": "Europe/Paris"}, format="json").json()
+    unchanged = staff_api.patch(url, {"description": "x", "timezone": None}, format="json")
+    assert zoned["timezone"] == unchanged.json()["timezone"] == "Europe/Paris"  # null leaves it as it is

@@ -5,7 +5,9 @@ Every error body is a JSON object with
 - `code`: a stable machine-readable code (`invalid`, `not_found`, `conflict`, `refused`, `broker_unavailable`,
   `not_authenticated`, `permission_denied`, `throttled`, `parse_error`, ...);
 - for invalid input, one key per field, each a list of messages (`{"cron": ["..."]}`), as DRF has always
-  answered; errors not tied to one field are under `non_field_errors`.
+  answered; errors not tied to one field are under `non_field_errors`. A nested field's messages (an item of a
+  list, a key of an object) are in its top field's list, each naming where: `{"headers": ["X-Id: Not a valid
+  string."], "expected_status": ["[2]: A valid integer is required."]}`.
 """
 
 from typing import Any
@@ -42,6 +44,21 @@ def _domain_response(exc: errors.DomainError) -> Response:
                     status=STATUS_BY_ERROR.get(type(exc), status.HTTP_400_BAD_REQUEST))
 
 
+def _messages(errors: Any, where: str = "") -> list[str]:
+    """DRF's errors of one field, which nest like the field's value (by list index, object key or nested field),
+    as a flat list of messages: a client reads every field's errors the same way."""
+    if isinstance(errors, dict):
+        return [message for key, nested in errors.items()
+                for message in _messages(nested, f"{where}[{key}]" if isinstance(key, int) else
+                                         f"{where}.{key}" if where else str(key))]
+    if isinstance(errors, list):
+        if all(not isinstance(error, dict | list) for error in errors):
+            return [f"{where}: {error}" if where else str(error) for error in errors]
+        # A list of nested objects' errors (a list serializer): one entry per item, empty for a valid one.
+        return [message for index, nested in enumerate(errors) for message in _messages(nested, f"{where}[{index}]")]
+    return [f"{where}: {errors}" if where else str(errors)]
+
+
 def _field_summary(fields: dict[str, Any]) -> str:
     return f"Invalid input: {', '.join(fields)}." if fields else "Invalid input."
 
@@ -54,7 +71,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail
-        fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        nested = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        fields = {name: _messages(errors) for name, errors in nested.items()}
         response.data = error_body(detail=_field_summary(fields), code="invalid", fields=fields)
         return response
     if isinstance(exc, exceptions.APIException):

@@ -77,6 +77,17 @@ class Pagination(PageNumberPagination):
                 f"A page number of 1 or more (or {', '.join(map(repr, self.last_page_strings))}) is required."]})
         return raw
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:  # both are whole numbers from 1 (a page_size above the maximum is the maximum)
+            parameter["schema"]["minimum"] = 1
+        return parameters
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = super().get_paginated_response_schema(schema)
+        response["required"] = sorted(response["properties"])  # next and previous are there, null or not
+        return response
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -173,7 +184,7 @@ class KeysetPagination(BasePagination):
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {
             "type": "object",
-            "required": ["results"],
+            "required": ["next", "previous", "results"],
             "properties": {
                 "next": {"type": "string", "nullable": True, "format": "uri",
                          "example": f"http://api.example.org/accounts/?{self.cursor_query_param}=cD00ODY%3D"},
@@ -189,5 +200,5 @@ class KeysetPagination(BasePagination):
              "description": "Opaque position from a `next` or `previous` link.", "schema": {"type": "string"}},
             {"name": self.page_size_query_param, "required": False, "in": "query",
              "description": f"Results per page (default {self.page_size}, at most {self.max_page_size}).",
-             "schema": {"type": "integer"}},
+             "schema": {"type": "integer", "minimum": 1}},
         ]

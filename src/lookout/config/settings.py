@@ -156,6 +156,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies only: a form or multipart body is a 415. (A schema offering forms beside JSON makes generated
+    # clients send forms, which cannot carry nulls, lists or nested objects.)
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "lookout.api.pagination.Pagination",
     # Counted in the database (fixed windows, one upsert per request), so limits hold across workers and replicas.
     "DEFAULT_THROTTLE_CLASSES": ["lookout.api.throttling.UserThrottle"],
@@ -164,7 +167,8 @@ REST_FRAMEWORK = {
         "login": env_str("LOOKOUT_LOGIN_RATE", "10/minute"),
         "push": env_str("LOOKOUT_PUSH_RATE", "60/minute"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every operation's statuses and error bodies (lookout.api.schema).
+    "DEFAULT_SCHEMA_CLASS": "lookout.api.schema.AutoSchema",
     # Domain errors become HTTP here, and every error body has one format (lookout.api.errors).
     "EXCEPTION_HANDLER": "lookout.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -178,8 +182,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "lookout.api.schema.error_responses"],
     "ENUM_NAME_OVERRIDES": {"TokenScopeEnum": "lookout.accounts.models.TokenScope"},
+    # Request components apart from response ones: a request model holds no read-only field (a client never has
+    # to invent an id to create something), a response model no write-only one.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # Lookout

@@ -51,7 +51,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         return "Token"
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiTokenScheme(OpenApiAuthenticationExtension):
     """How the OpenAPI schema describes ApiTokenAuthentication (registered by being defined)."""
 
     target_class = ApiTokenAuthentication

@@ -7,7 +7,6 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.parsers import BaseParser, FormParser, JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -55,8 +54,6 @@ class PasswordExchangeView(APIView):
     # No token authentication: the password is the credential (and a read token sent along must not refuse it).
     authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [AllowAny]
-    # Form bodies too: `curl -d username=... -d password=...` has always worked here.
-    parser_classes: list[type[BaseParser]] = [JSONParser, FormParser]
     throttle_classes = [ScopedThrottle]
     throttle_scope = "login"
 

@@ -2,6 +2,7 @@ from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from lookout.alerting.incidents import incident_duration_seconds
@@ -34,6 +35,10 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField[Model]):
         return self.model._default_manager.filter(owner=request.user)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("Email", request_only=True,
+                   value={"name": "On call", "kind": "email", "address": "oncall@example.com"}),
+])
 class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Channel]):
     kind = serializers.ChoiceField(choices=ChannelKind.choices, help_text="email, webhook or slack; set at creation.")
     name = serializers.CharField(max_length=200)
@@ -89,8 +94,8 @@ class IncidentSerializer(serializers.ModelSerializer[Incident]):
 
 
 class IncidentFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
-    open = serializers.BooleanField(allow_null=True, default=None)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's incidents.")
+    open = serializers.BooleanField(required=False, help_text="Only open (true) or closed (false) incidents.")
 
 
 class NotificationAttemptSerializer(serializers.ModelSerializer[NotificationAttempt]):
@@ -100,6 +105,7 @@ class NotificationAttemptSerializer(serializers.ModelSerializer[NotificationAtte
 
 
 class NotificationSerializer(serializers.ModelSerializer[Notification]):
+    payload = serializers.DictField(help_text="What was (or will be) sent, before the channel formats it.")
     attempt_log = NotificationAttemptSerializer(many=True, read_only=True,
                                                 help_text="Every attempt, oldest first.")
 
@@ -110,13 +116,18 @@ class NotificationSerializer(serializers.ModelSerializer[Notification]):
 
 
 class NotificationFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
-    incident = StrictIntegerField(required=False, min_value=1)
-    channel = StrictIntegerField(required=False, min_value=1)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's notifications.")
+    incident = StrictIntegerField(required=False, min_value=1, help_text="Only this incident's notifications.")
+    channel = StrictIntegerField(required=False, min_value=1, help_text="Only this channel's notifications.")
     event = serializers.ChoiceField(choices=AlertEvent.choices, required=False)
     state = serializers.ChoiceField(choices=NotificationState.choices, required=False)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("Recurring", request_only=True,
+                   value={"name": "Nightly deploys", "cron": "0 3 * * *", "timezone": "Europe/Berlin",
+                          "duration_seconds": 1800}),
+])
 class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[MaintenanceWindow]):
     monitor = OwnedPrimaryKeyField(Monitor, allow_null=True, required=False,
                                    help_text="One of your monitors; null (default): all of them.")

@@ -4,7 +4,7 @@ from dataclasses import replace
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -65,10 +65,7 @@ class ChannelViewSet(viewsets.ModelViewSet[Channel]):
         }).data)
 
 
-@extend_schema(parameters=[
-    OpenApiParameter("monitor", int, description="Only this monitor's incidents."),
-    OpenApiParameter("open", bool, description="Only open (true) or closed (false) incidents."),
-])
+@extend_schema_view(list=extend_schema(parameters=[IncidentFilterSerializer]))
 class IncidentViewSet(viewsets.ReadOnlyModelViewSet[Incident]):
     """Confirmed downtimes, newest first."""
 
@@ -87,10 +84,7 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet[Incident]):
                                        open=filters.validated_data.get("open"))
 
 
-@extend_schema(parameters=[
-    OpenApiParameter("monitor", int), OpenApiParameter("incident", int), OpenApiParameter("channel", int),
-    OpenApiParameter("event", str), OpenApiParameter("state", str),
-])
+@extend_schema_view(list=extend_schema(parameters=[NotificationFilterSerializer]))
 class NotificationViewSet(viewsets.ReadOnlyModelViewSet[Notification]):
     """Alerts sent (or held, retried, failed) to your channels, with every delivery attempt."""
 

@@ -1,5 +1,6 @@
 from typing import Any
 
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from lookout.alerting.api.serializers import OwnedPrimaryKeyField
@@ -28,6 +29,12 @@ class OwnedChannelsField(OwnedPrimaryKeyField):
         super().__init__(Channel, **kwargs)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("HTTP monitor", request_only=True,
+                   value={"name": "Homepage", "url": "https://example.com/", "interval": 60}),
+    OpenApiExample("Push monitor", request_only=True,
+                   value={"name": "Nightly backup", "type": "push", "interval": 86400, "grace": 600}),
+])
 class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Monitor]):
     name = serializers.CharField(max_length=LENGTH["name"])
     type = serializers.ChoiceField(choices=MonitorType.choices, default=MonitorType.HTTP,
@@ -89,8 +96,10 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
     push_url = serializers.SerializerMethodField(help_text="push: where the target sends its heartbeats.")
     secret_header_names = serializers.SerializerMethodField()
     basic_auth_password_set = serializers.SerializerMethodField()
-    tls_expires_at = serializers.DateTimeField(source="tls_not_after", read_only=True)
-    last_phases = serializers.JSONField(read_only=True)
+    tls_expires_at = serializers.DateTimeField(source="tls_not_after", read_only=True, allow_null=True,
+                                               help_text="The certificate's expiry; null without TLS.")
+    last_phases = serializers.DictField(child=serializers.FloatField(), read_only=True,
+                                        help_text="Milliseconds per phase of the last probe.")
 
     class Meta:
         model = Monitor
@@ -120,6 +129,10 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
 
 
 class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
+    phases = serializers.DictField(child=serializers.FloatField(),
+                                   help_text="Milliseconds per phase: dns, connect, tls, processing, transfer.")
+    tls = serializers.DictField(allow_null=True, help_text="Certificate facts, when TLS was spoken.")
+
     class Meta:
         model = ProbeResult
         fields = ["id", "monitor", "checked_at", "success", "status_code", "response_time_ms", "error", "task_id",
@@ -127,9 +140,9 @@ class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
 
 
 class ResultFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
-    success = serializers.BooleanField(allow_null=True, default=None)
-    since = serializers.DateTimeField(required=False)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's results.")
+    success = serializers.BooleanField(required=False, help_text="Only successes (true) or failures (false).")
+    since = serializers.DateTimeField(required=False, help_text="Only results checked at or after this time.")
 
 
 class CheckQueuedSerializer(serializers.Serializer[Any]):
@@ -148,10 +161,13 @@ class PushAcceptedSerializer(serializers.Serializer[Any]):
 
 
 class MonitorEventSerializer(serializers.ModelSerializer[MonitorEvent]):
+    # The model's field name; DRF's metaclass moves declared fields off the class, so it never hides `.data`.
+    data = serializers.DictField()  # type: ignore[assignment]
+
     class Meta:
         model = MonitorEvent
         fields = ["id", "monitor", "kind", "data", "created_at"]
 
 
 class EventFilterSerializer(serializers.Serializer[Any]):
-    monitor = StrictIntegerField(required=False, min_value=1)
+    monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's events.")

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery.result import AsyncResult
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.decorators import action
@@ -19,8 +19,10 @@ from rest_framework.views import APIView
 
 from lookout.api.owner import request_owner
 from lookout.api.pagination import KeysetPagination
+from lookout.api.schema import raises
 from lookout.api.throttling import PushThrottle
 from lookout.config.celery_app import app as celery_app
+from lookout.core.errors import BrokerUnavailable, Refused
 from lookout.monitors import selectors, services
 from lookout.monitors.api.serializers import (
     CheckQueuedSerializer,
@@ -74,6 +76,7 @@ class MonitorViewSet(viewsets.ModelViewSet[Monitor]):
 
     @extend_schema(request=None, responses={202: CheckQueuedSerializer})
     @action(detail=True, methods=["post"])
+    @raises(Refused, BrokerUnavailable)
     def check(self, request: Request, pk: str | None = None) -> Response:
         task_id = probe_check_now(monitor=self.get_object())
         return Response({"task_id": task_id}, status=status.HTTP_202_ACCEPTED)
@@ -87,11 +90,7 @@ def _spec_fields(validated: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-@extend_schema(parameters=[
-    OpenApiParameter("monitor", int, description="Only this monitor's results."),
-    OpenApiParameter("success", bool, description="Only successes (true) or failures (false)."),
-    OpenApiParameter("since", str, description="ISO 8601 time: only results checked at or after it."),
-])
+@extend_schema(parameters=[ResultFilterSerializer])
 class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ProbeResult]):
     """Probe results, newest first; follow `next` for older ones (a cursor: millions of rows are not counted)."""
 
@@ -109,7 +108,7 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ProbeResult])
                                      success=params.get("success"), since=params.get("since"))
 
 
-@extend_schema(parameters=[OpenApiParameter("monitor", int, description="Only this monitor's events.")])
+@extend_schema(parameters=[EventFilterSerializer])
 class EventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[MonitorEvent]):
     """Events raised once each, such as tls.expiring (once per certificate), newest first."""
 

@@ -1,6 +1,7 @@
 from typing import Any
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from lookout.api.input import CrontabField, RejectUnknownFieldsMixin, StrictIntegerField, TimeZoneField
@@ -14,6 +15,11 @@ class IntervalSerializer(RejectUnknownFieldsMixin, serializers.Serializer[Any]):
     period = serializers.ChoiceField(choices=PERIODS)
 
 
+@extend_schema_serializer(examples=[
+    OpenApiExample("Nightly prune", request_only=True,
+                   value={"name": "nightly results prune", "task": "lookout.stats.tasks.results_prune",
+                          "crontab": "0 4 * * *", "timezone": "UTC"}),
+])
 class PeriodicTaskSerializer(RejectUnknownFieldsMixin, serializers.Serializer[Any]):
     """A django-celery-beat periodic task: exactly one of `interval` and `crontab`."""
 
@@ -22,7 +28,10 @@ class PeriodicTaskSerializer(RejectUnknownFieldsMixin, serializers.Serializer[An
     task = serializers.CharField(max_length=200, help_text="An allowlisted task name; set at creation.")
     interval = IntervalSerializer(allow_null=True, required=False, help_text='e.g. {"every": 1, "period": "hours"}')
     crontab = CrontabField(allow_null=True, required=False, help_text="5-field crontab, e.g. '0 4 * * *'")
-    timezone = TimeZoneField(required=False, help_text="IANA zone of `crontab` (default UTC).")
+    # Null in a representation without a crontab; null in a request is the default, so a representation can be
+    # sent back as it is.
+    timezone = TimeZoneField(required=False, allow_null=True,
+                             help_text="IANA zone of `crontab` (null or absent: UTC); null without a crontab.")
     enabled = serializers.BooleanField(required=False)
     description = serializers.CharField(max_length=2000, allow_blank=True, required=False)
     expire_seconds = serializers.IntegerField(read_only=True, allow_null=True)
@@ -54,6 +63,8 @@ class PeriodicTaskSerializer(RejectUnknownFieldsMixin, serializers.Serializer[An
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "timezone" in attrs and attrs["timezone"] is None:
+            del attrs["timezone"]  # the default on creation, unchanged on a change
         instance: PeriodicTask | None = self.instance
         if instance is not None:
             for name in ("name", "task"):

@@ -12,6 +12,8 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from lookout.api.schema import raises
+from lookout.core.errors import Conflict, Refused
 from lookout.scheduling import periodic_tasks
 from lookout.scheduling.api.serializers import PeriodicTaskSerializer
 
@@ -26,6 +28,7 @@ class PeriodicTaskViewSet(viewsets.ModelViewSet[PeriodicTask]):
     def get_queryset(self) -> QuerySet[PeriodicTask]:
         return periodic_tasks.periodic_task_list()
 
+    @raises(Refused, Conflict)
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -38,17 +41,20 @@ class PeriodicTaskViewSet(viewsets.ModelViewSet[PeriodicTask]):
         serializer.is_valid(raise_exception=True)
         return self._change(task, dict(serializer.validated_data))
 
+    @raises(Refused)
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         periodic_tasks.periodic_task_delete(task=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=PeriodicTaskSerializer)
     @action(detail=True, methods=["post"])
+    @raises(Refused)
     def enable(self, request: Request, pk: str | None = None) -> Response:
         return self._change(self.get_object(), {"enabled": True})
 
     @extend_schema(request=None, responses=PeriodicTaskSerializer)
     @action(detail=True, methods=["post"])
+    @raises(Refused)
     def disable(self, request: Request, pk: str | None = None) -> Response:
         return self._change(self.get_object(), {"enabled": False})
 

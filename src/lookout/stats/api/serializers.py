@@ -6,7 +6,7 @@ from lookout.stats.selectors import WINDOWS
 
 
 class StatsQuerySerializer(serializers.Serializer[Any]):
-    window = serializers.ChoiceField(choices=list(WINDOWS), default="24h")
+    window = serializers.ChoiceField(choices=list(WINDOWS), default="24h", help_text="How far back from now.")
 
 
 class ResponseTimeSerializer(serializers.Serializer[Any]):
@@ -18,7 +18,7 @@ class ResponseTimeSerializer(serializers.Serializer[Any]):
 
 class MonitorStatsSerializer(serializers.Serializer[Any]):
     monitor = serializers.IntegerField()
-    window = serializers.CharField()
+    window = serializers.ChoiceField(choices=list(WINDOWS))
     start = serializers.DateTimeField(help_text="The window is [start, end].")
     end = serializers.DateTimeField()
     uptime_percent = serializers.FloatField(allow_null=True, help_text="Share of successful probes (null: none).")

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -7,14 +7,13 @@ from rest_framework.views import APIView
 from lookout.api.owner import request_owner
 from lookout.monitors import selectors as monitor_selectors
 from lookout.stats.api.serializers import MonitorStatsSerializer, StatsQuerySerializer
-from lookout.stats.selectors import WINDOWS, monitor_stats
+from lookout.stats.selectors import monitor_stats
 
 
 class MonitorStatsView(APIView):
     """Uptime statistics of one of your monitors over a window."""
 
-    @extend_schema(parameters=[OpenApiParameter("window", str, enum=list(WINDOWS), default="24h")],
-                   responses=MonitorStatsSerializer)
+    @extend_schema(parameters=[StatsQuerySerializer], responses=MonitorStatsSerializer)
     def get(self, request: Request, pk: int) -> Response:
         monitor = monitor_selectors.monitor_get(owner=request_owner(request), monitor_id=pk)
         if monitor is None:
