@@ -16,8 +16,10 @@ PROBE_TASK = "lookout.probes.tasks.probe_monitor"
 DUE_AT_HEADER = "lookout_due_at"
 
 
-def schedules_seed(database_url: str, *, count: int, interval: int, first_due: float) -> list[int]:
-    """`count` probe schedules every `interval` s, all first due at `first_due` (Unix time); their ids."""
+def schedules_seed(database_url: str, *, count: int, interval: int, first_due: float,
+                   spread: bool = False) -> list[int]:
+    """`count` probe schedules every `interval` s, all first due at `first_due` (Unix time), or with `spread`
+    their first runs evenly over one interval from then (a steady count / interval runs a second); their ids."""
     with psycopg.connect(database_url.replace("postgres://", "postgresql://"), autocommit=True) as db:
         every = db.execute("INSERT INTO django_celery_beat_intervalschedule (every, period) "
                            "VALUES (%s, 'seconds') RETURNING id", (interval,)).fetchone()[0]
@@ -26,8 +28,8 @@ def schedules_seed(database_url: str, *, count: int, interval: int, first_due: f
             "INSERT INTO django_celery_beat_periodictask (name, task, interval_id, args, kwargs, queue, enabled, "
             "one_off, total_run_count, date_changed, description, headers, expire_seconds, last_run_at) "
             "SELECT 'load:' || n, %s, %s, '[]', '{}', 'probes', true, false, 0, now(), '', '{}', %s, "
-            "to_timestamp(%s) FROM generate_series(1, %s) AS n RETURNING id",
-            (PROBE_TASK, every, interval, first_due - interval, count)).fetchall()
+            "to_timestamp(%s + (n - 1) * %s) FROM generate_series(1, %s) AS n RETURNING id",
+            (PROBE_TASK, every, interval, first_due - interval, interval / count if spread else 0, count)).fetchall()
         ids = [row[0] for row in rows]
         db.execute("UPDATE django_celery_beat_periodictask SET args = '[' || id || ']' WHERE id = ANY(%s)", (ids,))
     return ids
