@@ -246,7 +246,7 @@ class LookoutScheduler(Scheduler):
     # --- sending -----------------------------------------------------------------------------------------------
 
     def _dispatch_due(self, *, deadline: float) -> None:
-        while True:
+        while not self._stopping:  # a stop asked for meanwhile: no new batch
             now = time.time()
             batch = self._due_batch(now)
             if not batch:
@@ -258,7 +258,7 @@ class LookoutScheduler(Scheduler):
                     self._sent(entry, now=now)
                 else:
                     self._failed(entry, now=now)
-            if time.monotonic() >= deadline or self._stopping:
+            if time.monotonic() >= deadline:
                 return
 
     def _due_batch(self, now: float) -> list[Entry]:
