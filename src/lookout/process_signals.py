@@ -5,7 +5,9 @@ Imported by the worker and beat through CELERY_IMPORTS, after Django is set up, 
 """
 
 import gc
+import signal
 import time
+from types import FrameType
 from typing import Any
 
 from celery.signals import beat_init, task_failure, task_retry, task_revoked, worker_init, worker_ready
@@ -29,6 +31,7 @@ from lookout.observability.metrics import (
 )
 from lookout.observability.server import metrics_server_start
 from lookout.scheduling.lock import current_lock
+from lookout.scheduling.scheduler import LookoutScheduler
 from lookout.scheduling.schedules import PROBE_TASK
 
 # Beat ticks at least every second (CELERY_BEAT_MAX_LOOP_INTERVAL), a standby every few seconds: a loop
@@ -129,6 +132,25 @@ def beat_metrics_start(sender: Any = None, **_: Any) -> None:
     # Per-monitor series only from the beat that dispatches: a hot standby would double every one of them.
     metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), host=metrics_host(),
                          include_monitors=dispatching, health=lambda: beat_health(sender), readiness=beat_readiness)
+
+
+@beat_init.connect
+def beat_stop_on_signal(sender: Any = None, **_: Any) -> None:
+    """SIGTERM and SIGINT stop beat between batches, never inside one (LookoutScheduler.stop_request).
+
+    Replaces Celery's handler (apps.beat install_sync_handler), which closed the scheduler inside the handler and
+    raised SystemExit wherever the loop was: in the middle of a batch's socket write or confirm wait.
+    """
+    scheduler = sender.scheduler  # built before beat_init (Service.start reads its max_interval first)
+    if not isinstance(scheduler, LookoutScheduler):
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if scheduler.stop_request():  # idle (sleeping between ticks): end the loop now
+            raise SystemExit()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
 
 
 def _degraded() -> bool:

@@ -1,5 +1,6 @@
 """Once-only monitor events (tls.expiring) alert the monitor's channels once, outside incidents."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 def probed_with_certificate(monitor, *, at, not_after, fingerprint: str = "cert-1") -> None:
     results.probe_result_record(monitor_id=monitor.pk, record=ProbeRecord(
-        checked_at=at, success=True, status_code=200, response_time_ms=30.0, error="", task_id="t",
+        checked_at=at, success=True, status_code=200, response_time_ms=30.0, error="", task_id=str(uuid.uuid4()),
         tls={"subject": "CN=shop.example", "issuer": "CN=Test CA"}, tls_not_after=not_after,
         tls_fingerprint=fingerprint))
 

@@ -7,7 +7,6 @@ restores; worker and beat use the database directly and are not disturbed.
 
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -27,16 +26,11 @@ def proxy():
     proxy.close()
 
 
-def through(url: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.port}", f":{proxy.port}")).geturl()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, proxy):
     stack = LookoutStack(tmp_path_factory.mktemp("db-outage"), name=f"lookout_dbout_{uuid.uuid4().hex[:8]}")
     try:
-        yield stack.up(api={"DATABASE_URL": through(stack.database_url, proxy)})
+        yield stack.up(api={"DATABASE_URL": proxy.through(stack.database_url)})
     finally:
         stack.down()
 

@@ -1,6 +1,7 @@
 """Monitor types (http, tcp, dns, push), probe options, write-only secrets and safe targets through the API."""
 
 import ipaddress
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -226,7 +227,7 @@ def test_a_result_carries_phases_tls_facts_and_the_failed_condition(alice, alice
     not_after = timezone.now() + timedelta(days=40)
     results.probe_result_record(monitor_id=monitor.pk, record=results.ProbeRecord(
         checked_at=timezone.now(), success=False, status_code=200, response_time_ms=42.0,
-        error="condition failed: [STATUS] == 204", task_id="t", failed_condition="[STATUS] == 204",
+        error="condition failed: [STATUS] == 204", task_id=str(uuid.uuid4()), failed_condition="[STATUS] == 204",
         phases={"dns": 1.0, "connect": 2.0, "tls": 10.0, "processing": 25.0, "transfer": 4.0},
         tls={"not_after": not_after.isoformat(), "issuer": "CN=Test CA", "subject": "CN=example.com"},
         tls_not_after=not_after, tls_fingerprint="abc",

@@ -3,6 +3,7 @@
 import socket
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -43,7 +44,7 @@ def monitor(owner, *, url: str = "https://example.com/", name: str = "Example") 
 def probed(target: Monitor, *, success: bool, elapsed_ms: float = 250.0) -> Monitor:
     results.probe_result_record(monitor_id=target.pk, record=ProbeRecord(
         checked_at=CHECKED_AT, success=success, status_code=200 if success else 500,
-        response_time_ms=elapsed_ms, error="" if success else "HTTP 500", task_id="t"))
+        response_time_ms=elapsed_ms, error="" if success else "HTTP 500", task_id=str(uuid.uuid4())))
     target.refresh_from_db()
     return target
 

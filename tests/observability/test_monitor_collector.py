@@ -1,6 +1,7 @@
 """The per-monitor collector: open incidents, and a database error that leaves the scrape standing."""
 
 import gzip
+import uuid
 
 import pytest
 from django.apps import apps
@@ -68,8 +69,8 @@ def test_the_fast_text_rendering_carries_exactly_the_collected_series(alice):
     tricky = services.monitor_create(owner=alice, spec=MonitorSpec(name='say "hi"\\ \nnow',
                                                                    url="https://example.com/", interval=60))
     results.probe_result_record(monitor_id=tricky.pk, record=ProbeRecord(
-        checked_at=timezone.now(), success=True, status_code=200, response_time_ms=12.5, error="", task_id="t",
-        phases={"dns": 1.0, "connect": 2.0, "processing": 3.0, "transfer": 4.5}))
+        checked_at=timezone.now(), success=True, status_code=200, response_time_ms=12.5, error="",
+        task_id=str(uuid.uuid4()), phases={"dns": 1.0, "connect": 2.0, "processing": 3.0, "transfer": 4.5}))
     services.monitor_pause(monitor=services.monitor_create(owner=alice, spec=MonitorSpec(name="paused",
                                                                                          url="tcp://db.internal:5432",
                                                            type="tcp", interval=60)))

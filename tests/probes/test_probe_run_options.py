@@ -1,6 +1,7 @@
 """probe_run hands the monitor's options, decrypted secrets included, to the engine, and records what it says."""
 
 import base64
+import uuid
 
 import pytest
 from prometheus_client import REGISTRY
@@ -20,7 +21,7 @@ def test_secret_headers_and_basic_auth_reach_the_target_decrypted(alice, http_ta
         owner=alice, spec=MonitorSpec(name="secret", url=http_target.url, interval=60, headers={"X-Plain": "p"},
         secret_headers={"X-Api-Key": "k3y"}, basic_auth_username="bot", basic_auth_password="pa55",
     ))
-    probe_run(monitor_id=monitor.pk, task_id="t")
+    probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
     headers = http_target.hits[0].headers
     assert headers["X-Plain"] == "p"
     assert headers["X-Api-Key"] == "k3y"
@@ -31,7 +32,7 @@ def test_a_post_with_a_body_is_sent_as_configured(alice, http_target):
     monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="post", url=http_target.url, interval=60,
                                                                     method="POST",
                                       body='{"ping": true}'))
-    probe_run(monitor_id=monitor.pk, task_id="t")
+    probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
     assert http_target.hits[0].method == "POST"
 
 
@@ -39,7 +40,7 @@ def test_a_failed_condition_is_recorded_with_the_result(alice, http_target):
     http_target.set(body=b'{"status": "DOWN"}')
     monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="cond", url=http_target.url, interval=60,
                                       conditions=["[STATUS] == 200", '[BODY].status == "UP"']))
-    outcome = probe_run(monitor_id=monitor.pk, task_id="t")
+    outcome = probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
     result = ProbeResult.objects.get(monitor=monitor)
     assert outcome["success"] is False and result.success is False
     assert result.failed_condition == '[BODY].status == "UP"'
@@ -48,7 +49,7 @@ def test_a_failed_condition_is_recorded_with_the_result(alice, http_target):
 def test_phases_are_recorded_and_exported_for_the_fleet_and_the_monitor(alice, http_target):
     before = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", {"phase": "processing"}) or 0
     monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="phases", url=http_target.url, interval=60))
-    probe_run(monitor_id=monitor.pk, task_id="t")
+    probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
     result = ProbeResult.objects.get(monitor=monitor)
     assert {"dns", "connect", "processing", "transfer"} <= set(result.phases)
     assert sum(result.phases.values()) == pytest.approx(result.response_time_ms, abs=1.5)

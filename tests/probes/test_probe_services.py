@@ -5,6 +5,7 @@ connections of their own: they see committed rows only, so these tests must not 
 """
 
 import threading
+import uuid
 
 import pytest
 from django.db import connections
@@ -93,7 +94,7 @@ def test_the_monitors_method_headers_and_keyword_are_used(alice, http_target):
     http_target.set(body=b"all systems nominal")
     monitor = monitor_for(alice, http_target, method="HEAD", headers={"X-Probe": "lookout"}, keyword="nominal")
 
-    probe_run(monitor_id=monitor.pk, task_id="t")
+    probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
 
     hit = http_target.hits[0]
     assert hit.method == "HEAD"
@@ -122,7 +123,7 @@ def test_no_database_connection_is_held_while_the_probe_waits(alice, http_target
     watcher = threading.Timer(0.25, lambda: sessions_while_waiting.append(database_sessions()))
 
     watcher.start()
-    probe_run(monitor_id=monitor.pk, task_id="t")
+    probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
     watcher.join()
 
     # Neither the probe's thread nor the batchers that read its monitor and will write its result hold one.

@@ -79,3 +79,29 @@ def test_each_expiring_certificate_in_a_batch_raises_its_own_event_once(alice):
     events = MonitorEvent.objects.filter(kind=EventKind.TLS_EXPIRING)
     assert sorted(events.values_list("monitor_id", "key")) == [(first.pk, "one"), (second.pk, "two")]
     assert Monitor.objects.get(pk=first.pk).tls_fingerprint == "one"
+
+
+def test_a_probe_delivered_again_is_recorded_once_and_moves_the_state_once(alice):
+    monitor = new_monitor(alice, failure_threshold=2)
+    first = probe_result_record(monitor_id=monitor.pk, record=record(at=T0, success=False, task_id="run-1"))
+    # Its worker died after the commit, before the acknowledgement: the broker delivers the probe again, and it
+    # runs again (later), in a batch beside the same delivery twice and a probe of its own.
+    again = probe_results_record(records=[
+        (monitor.pk, record(at=T0 + MINUTE, success=False, task_id="run-1")),
+        (monitor.pk, record(at=T0 + MINUTE, success=False, task_id="run-1")),
+        (monitor.pk, record(at=T0 + 2 * MINUTE, success=True, task_id="run-2")),
+    ])
+
+    assert [result.pk for result in again[:2]] == [first.pk, first.pk]
+    assert sorted(ProbeResult.objects.values_list("task_id", flat=True)) == ["run-1", "run-2"]
+    monitor.refresh_from_db()
+    # One failure (under the threshold of 2), then a success: never down, one failure counted, not two.
+    assert monitor.status == MonitorStatus.UP and monitor.last_checked_at == T0 + 2 * MINUTE
+    assert not Incident.objects.exists()
+
+
+def test_results_without_a_task_id_are_all_recorded(alice):
+    monitor = new_monitor(alice)
+    probe_results_record(records=[(monitor.pk, record(at=T0, task_id="")),
+                                  (monitor.pk, record(at=T0 + MINUTE, task_id=""))])
+    assert ProbeResult.objects.filter(monitor=monitor).count() == 2

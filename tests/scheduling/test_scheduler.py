@@ -25,6 +25,7 @@ from lookout.observability.metrics import DUE_AT_HEADER
 from lookout.scheduling import publisher as publisher_module
 from lookout.scheduling import scheduler as scheduler_module
 from lookout.scheduling.entries import CalendarRule, Entry, IntervalRule
+from lookout.scheduling.publisher import run_task_id
 from lookout.scheduling.scheduler import LookoutScheduler
 from support.stack import LookoutStack, wait_until
 from support.tcp_proxy import TcpProxy
@@ -59,7 +60,7 @@ class Receiver:
         def on_message(body, message) -> None:
             headers = message.headers
             self.messages.append({"name": headers["periodic_task_name"], "due": headers[DUE_AT_HEADER],
-                                  "expires": headers["expires"], "task": headers["task"]})
+                                  "expires": headers["expires"], "task": headers["task"], "id": headers["id"]})
 
         with Connection(self._broker) as connection:
             with connection.Consumer([self._queue], callbacks=[on_message], no_ack=True, accept=["json"]):
@@ -289,6 +290,40 @@ def test_a_graceful_restart_neither_resends_nor_skips_a_run(beat, queue):
         sent = dues(messages, task.name)
         assert len(sent) >= 5, sent
         assert [round(b - a, 6) for a, b in zip(sent, sent[1:], strict=False)] == [2.0] * (len(sent) - 1), sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_requested_during_a_batch_finishes_it_records_it_and_never_takes_the_lock_again(beat, queue,
+                                                                                              monkeypatch):
+    tasks = [schedule(queue, every=60) for _ in range(5)]
+    scheduler = beat()
+    publish = scheduler._publisher.publish
+    answers = []
+
+    def publish_signalled(entries, *, now):
+        answers.append(scheduler.stop_request())  # SIGTERM arrives while the batch is being written
+        return publish(entries, now=now)
+
+    monkeypatch.setattr(scheduler._publisher, "publish", publish_signalled)
+    with pytest.raises(SystemExit):
+        run(scheduler, 2.0)
+    assert answers == [False], "the handler must not unwind a batch in flight"
+    scheduler.close()  # what celery beat's loop does on SystemExit
+
+    assert sorted(message["name"] for message in received(queue)) == sorted(task.name for task in tasks)
+    for task in tasks:
+        task.refresh_from_db()
+        assert task.last_run_at is not None and task.total_run_count == 1
+    assert not scheduler.lock.ensure_held() and not scheduler.lock.held
+    assert scheduler.stop_request() is False  # still closing: a second SIGTERM changes nothing
+    other = beat()
+    assert other.lock.ensure_held(), "the stopped beat's lock was not freed"
+
+
+def test_a_runs_task_id_is_the_same_for_every_send_of_it_and_differs_between_runs():
+    due = 1_764_700_000.123456
+    assert run_task_id(7, due) == run_task_id(7, due + 2e-6) == run_task_id(7, due - 2e-6)
+    assert len({run_task_id(7, due), run_task_id(7, due + 1), run_task_id(8, due)}) == 3
 
 
 def broker_through(proxy: TcpProxy, monkeypatch) -> None:

@@ -1,5 +1,6 @@
 """Helpers for alerting tests: monitors with channels, and results recorded through the real service."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from lookout.alerting.models import Channel
@@ -28,7 +29,7 @@ def record(monitor: Monitor, *, at: datetime, success: bool, status_code: int | 
     code = status_code if status_code is not None else (200 if success else 503)
     result = results.probe_result_record(monitor_id=monitor.pk, record=ProbeRecord(
         checked_at=at, success=success, status_code=code, response_time_ms=elapsed_ms,
-        error="" if success else f"HTTP {code}", task_id="t"))
+        error="" if success else f"HTTP {code}", task_id=f"t-{uuid.uuid4()}"))
     assert result is not None
     return result
 

@@ -174,6 +174,7 @@ class LookoutStack:
         self.env.update(env or {})  # e.g. EMAIL_HOST/EMAIL_PORT of a test's SMTP server, alerting timings
         self.metrics_token = self.env["LOOKOUT_METRICS_TOKEN"]
         self.processes: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {}
         self.token = ""
 
     def __enter__(self) -> "LookoutStack":
@@ -192,8 +193,30 @@ class LookoutStack:
     def start(self, name: str, *args: str, **env: str) -> None:
         # libpq's application_name, so tests can tell each process's database connections apart.
         env = {"PGAPPNAME": f"lookout-{name}", **env}
+        self._commands[name] = (args, env)
         self.processes[name] = process_start([*LOOKOUT, *args], env={**self.env, **env},
                                              log=self.workdir / f"{name}.log")
+
+    def restart(self, name: str) -> None:
+        """Start `name` again as it was started (after a test stopped or killed it); the old log stays as
+        <name>.log.<n>. Waits until the api or worker is ready again."""
+        previous = self.processes.pop(name, None)
+        if previous is not None and previous.poll() is None:
+            raise AssertionError(f"{name} is still running")
+        log = self.workdir / f"{name}.log"
+        if log.exists():
+            log.rename(self.workdir / f"{name}.log.{len(list(self.workdir.glob(f'{name}.log.*'))) + 1}")
+        args, env = self._commands[name]
+        self.start(name, *args, **env)
+        port = {"api": self.api_port, "worker": self.worker_metrics_port}.get(name)
+        if port is not None:
+            wait_until(lambda: self._ok(port, "/readyz"), timeout=60, what=f"{name} to be ready again")
+
+    def logs(self, name: str) -> str:
+        """Everything `name` logged, across its restarts."""
+        parts = sorted(self.workdir.glob(f"{name}.log.*"), key=lambda path: int(path.suffix[1:]))
+        return "".join(path.read_text(errors="replace") for path in [*parts, self.workdir / f"{name}.log"]
+                       if path.exists())
 
     def up(self, **process_env: dict[str, str]) -> "LookoutStack":
         """Start api, worker and beat; `process_env` adds environment per process (`worker={"CELERY_...": ...}`)."""
@@ -240,8 +263,8 @@ class LookoutStack:
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
-        return requests.request(method, f"{self.url}/api/v1/{path.lstrip('/')}", headers=headers, timeout=10,
-                                **kwargs)
+        return requests.request(method, f"{self.url}/api/v1/{path.lstrip('/')}", headers=headers,
+                                **{"timeout": 10, **kwargs})
 
     def periodic_task_count(self, name: str) -> int:
         with psycopg.connect(self.database_url.replace("postgres://", "postgresql://")) as conn:

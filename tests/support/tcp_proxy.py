@@ -1,25 +1,37 @@
 """A loopback TCP proxy a test can cut: an outage of PostgreSQL or RabbitMQ for one process, not for the machine.
 
 `cut()` resets every open connection and closes the listening port (new connections are refused, as from a
-server that is down); `restore()` listens on the same port again.
+server that is down); `restore()` listens on the same port again. A slow link, settable at any time: `rate`
+caps each connection's bytes per second in each direction, `delay` holds every chunk that long before passing
+it on (a round trip of a request-response protocol then takes at least 2 x delay).
 """
 
 import socket
 import struct
 import threading
+import time
 from contextlib import suppress
+from urllib.parse import urlsplit
 
 from support.stack import free_port
 
 
 class TcpProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, *, rate: float | None = None,
+                 delay: float = 0.0) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.rate = rate  # bytes per second per connection and direction; None: as fast as loopback goes
+        self.delay = delay  # seconds each chunk waits before it is passed on
         self.port = free_port()
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self.restore()
+
+    def through(self, url: str) -> str:
+        """`url` (a database or broker URL of the upstream) with this proxy's port in place of the upstream's."""
+        parts = urlsplit(url)
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.port}", f":{self.port}")).geturl()
 
     def restore(self) -> None:
         listener = socket.socket()
@@ -72,7 +84,12 @@ class TcpProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
-            while data := source.recv(65536):
+            # Small reads while throttled, so the sender's socket fills up and its writes wait, as on a slow link.
+            while data := source.recv(4096 if self.rate else 65536):
+                if self.delay:
+                    time.sleep(self.delay)
+                if self.rate:
+                    time.sleep(len(data) / self.rate)
                 sink.sendall(data)
         except OSError:
             pass

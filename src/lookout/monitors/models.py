@@ -155,6 +155,9 @@ class ProbeResult(models.Model):
         indexes = [
             models.Index(fields=["monitor", "-checked_at"]),
             models.Index(fields=["checked_at"]),
+            # A probe delivered again (its worker died after the commit, before the acknowledgement) is found by
+            # its task id and recorded once (lookout.probes.results).
+            models.Index(fields=["task_id"]),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,14 @@
 """Recording probe results: the result row, the monitor's state (the state machine, in the same transaction,
-under the monitor's row lock), and once-only events such as an expiring certificate."""
+under the monitor's row lock), and once-only events such as an expiring certificate.
+
+A task's result is recorded once. Probes are acknowledged after their batch commits (acks late), so a worker
+that dies between the commit and the acknowledgement has its probes delivered again, and beat may send a run
+again whose confirm it never got (a run's task id is the same for every send of it): a result whose task id is
+already recorded is not stored again and does not move the monitor's state a second time.
+"""
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,6 +21,12 @@ from lookout.alerting.notifications import event_notify
 from lookout.alerting.state import MonitorStateChange, monitor_state_apply, monitor_state_next
 from lookout.monitors.models import EventKind, Monitor, MonitorEvent, ProbeResult
 from lookout.probes.engine import Outcome, TlsFacts
+
+logger = logging.getLogger(__name__)
+
+# A probe delivered again runs within its message's expiry of the first attempt (its monitor's interval at most;
+# check-now: 2 minutes): the first attempt's result is looked for this far back, in at most two daily partitions.
+REDELIVERY_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -83,14 +96,33 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
     # statement takes them in id order, so two batches locking some of the same monitors never deadlock.
     monitors = {monitor.pk: monitor for monitor in Monitor.objects.select_for_update().only(*_RECORD_READS)
                 .filter(pk__in={monitor_id for monitor_id, _ in records}).order_by("pk")}
-    results = [_probe_result(monitor=monitors[monitor_id], record=record) if monitor_id in monitors else None
-               for monitor_id, record in records]
-    ProbeResult.objects.bulk_create([result for result in results if result is not None])
+    # Under the row locks: a result committed by another worker for the same task id is visible by now.
+    recorded = _results_recorded(records=[(monitor_id, record) for monitor_id, record in records
+                                          if monitor_id in monitors])
+    results: list[ProbeResult | None] = []
+    new: list[ProbeResult] = []
+    for monitor_id, record in records:
+        if monitor_id not in monitors:
+            results.append(None)
+        elif record.task_id and record.task_id in recorded:
+            results.append(recorded[record.task_id])  # delivered again: the first attempt's result
+        else:
+            created = _probe_result(monitor=monitors[monitor_id], record=record)
+            if record.task_id:
+                recorded[record.task_id] = created  # the same delivery twice in one batch
+            results.append(created)
+            new.append(created)
+    if len(new) < sum(result is not None for result in results):
+        logger.info("%d probe results were recorded already (probes delivered again): stored once",
+                    sum(result is not None for result in results) - len(new))
+    ProbeResult.objects.bulk_create(new)
     # Each monitor's results in the order they were checked. Round k applies every monitor's k-th (a batch seldom
     # holds two of one monitor), writes the rows, then opens or closes incidents: as one result per transaction.
     by_monitor: dict[int, list[tuple[ProbeRecord, ProbeResult]]] = {}
+    fresh = {id(result) for result in new}
     for (monitor_id, record), result in zip(records, results, strict=True):
-        if result is not None:
+        if result is not None and id(result) in fresh:
+            fresh.discard(id(result))
             by_monitor.setdefault(monitor_id, []).append((record, result))
     ordered = [sorted(pairs, key=lambda pair: pair[0].checked_at) for _, pairs in sorted(by_monitor.items())]
     for k in range(max(map(len, ordered), default=0)):
@@ -112,6 +144,17 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
         for monitor, change, result in changes:
             monitor_state_apply(monitor=monitor, change=change, result=result)
     return results
+
+
+def _results_recorded(*, records: Sequence[tuple[int, ProbeRecord]]) -> dict[str, ProbeResult]:
+    """The stored results of these records' task ids, by task id (none, unless probes were delivered again)."""
+    task_ids = {record.task_id for _, record in records if record.task_id}
+    if not task_ids:
+        return {}
+    since = min(record.checked_at for _, record in records) - REDELIVERY_WINDOW
+    stored = ProbeResult.objects.filter(task_id__in=task_ids, checked_at__gte=since,
+                                        monitor_id__in={monitor_id for monitor_id, _ in records})
+    return {result.task_id: result for result in stored}
 
 
 def _probe_result(*, monitor: Monitor, record: ProbeRecord) -> ProbeResult:

@@ -64,6 +64,7 @@ class SchedulerLock:
         self._next_attempt = 0.0
         self._next_check = 0.0
         self._waiting_logged = False
+        self._released = False  # released for good (beat is stopping): never taken again
         self.tried = False  # whether this process has asked for the lock yet (before: neither active nor standby)
 
     @property
@@ -83,7 +84,7 @@ class SchedulerLock:
             else:
                 self._next_check = time.monotonic() + CHECK_SECONDS
                 return True
-        if time.monotonic() < self._next_attempt:
+        if self._released or time.monotonic() < self._next_attempt:
             return False
         self._next_attempt = time.monotonic() + self.poll_seconds
         return self._try_acquire()
@@ -99,7 +100,9 @@ class SchedulerLock:
             return None
 
     def release(self) -> None:
+        """Free the lock for good: beat calls this when it stops, and a stopping beat must not take it again."""
         # Closing the session frees a session-level lock; no explicit unlock can be lost on the way.
+        self._released = True
         if self._connection is not None:
             self._connection.close()
             self._connection = None

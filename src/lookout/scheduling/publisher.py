@@ -11,9 +11,14 @@ schedule here instead of once per message:
   and a new task id, expiry and due time.
 - py-amqp writes each message to the socket on its own: on AMQP the frames of a batch go out in one write.
 Transports without confirms (the embedded broker of `lookout dev`) count a publish that returned as sent.
+
+A run's task id is derived from the schedule and the run's due time (run_task_id): a run sent again because
+its confirm was lost (a broken connection, a stop that could not wait for it) carries the same id, and workers
+record a task id's result once (lookout.probes.results).
 """
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,6 +41,16 @@ RECONNECT_PAUSES = (0.5, 1.0, 2.0, 5.0)
 _PLACEHOLDER_ID = "lookout-template-task-id"
 _PLACEHOLDER_EXPIRES = datetime(2100, 1, 1, tzinfo=UTC)
 _ARGSREPR_MAXSIZE = 1024  # Celery's default (Task.argsrepr_maxsize)
+_RUN_IDS = uuid.UUID("5d1f0c1e-6b7a-4c59-9a51-6c6f6f6b6f75")
+
+
+def run_task_id(schedule_id: int, due: float) -> str:
+    """The task id of one run: the same for every send of that run, across retries and restarts.
+
+    The due time counts in 10 ms steps: after a restart it is recomputed from last_run_at (microseconds in the
+    database, then float arithmetic), which can differ from the first computation by a microsecond or so.
+    """
+    return str(uuid.uuid5(_RUN_IDS, f"{schedule_id}:{math.floor(due * 100 + 0.5)}"))
 
 
 class Template:
@@ -58,8 +73,8 @@ class Template:
                    "kwargsrepr": saferepr(entry.kwargs, _ARGSREPR_MAXSIZE)}
         return Prepared(self, (entry.args, entry.kwargs, self.embed), headers)
 
-    def message(self, prepared: "Prepared", *, due: float, expires: float, now: float) -> dict[str, Any]:
-        task_id = str(uuid.uuid4())
+    def message(self, prepared: "Prepared", *, task_id: str, due: float, expires: float,
+                now: float) -> dict[str, Any]:
         headers = {**self.kwargs["headers"], **prepared.headers, DUE_AT_HEADER: due,
                    "expires": datetime.fromtimestamp(expires, UTC).isoformat() if expires != NEVER else None}
         for key in self._id_keys:
@@ -108,6 +123,12 @@ class Publisher:
         self._waiting = 0
         self._failures = 0
         self._retry_at = 0.0
+        self._stop_by = math.inf  # beat is stopping: confirms are waited for until then at the latest
+
+    def stop_soon(self, *, within: float) -> None:
+        """Beat stops: the batch in flight waits for its confirms `within` seconds at most (unconfirmed runs count
+        as failed, are not recorded, and go again after the restart under the same task id). Signal-safe."""
+        self._stop_by = min(self._stop_by, time.monotonic() + within)
 
     @property
     def available(self) -> bool:
@@ -126,7 +147,8 @@ class Publisher:
             for entry in entries:
                 prepared = entry.prepared or self._prepare(entry)
                 messages.append((prepared.body, prepared.template.message(
-                    prepared, due=entry.due, expires=entry.expires(now=now), now=now)))
+                    prepared, task_id=run_task_id(entry.id, entry.due), due=entry.due,
+                    expires=entry.expires(now=now), now=now)))
             # Declaring waits for the broker's answer: before the writes are held back for one socket write.
             for _, kwargs in messages:
                 for entity in kwargs.pop("declare", None) or ():
@@ -199,7 +221,7 @@ class Publisher:
         return _Buffered(transport if self._confirms else None)
 
     def _confirms_wait(self, count: int) -> None:
-        deadline = time.monotonic() + self.confirm_timeout
+        deadline = min(time.monotonic() + self.confirm_timeout, self._stop_by)
         while self._waiting:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -14,7 +14,13 @@ A replacement for django-celery-beat's DatabaseScheduler reading the same tables
 - next runs follow the due time, not the send time: schedules do not drift by their lag;
 - every message expires when the next run is due, and carries its due time (DUE_AT_HEADER) for the workers'
   schedule-lag histogram;
-- only the beat holding the single-beat lock (lookout.scheduling.lock) dispatches; any other beat waits.
+- only the beat holding the single-beat lock (lookout.scheduling.lock) dispatches; any other beat waits;
+- SIGTERM/SIGINT (stop_request, installed by lookout.process_signals) never unwinds a batch being written or
+  confirmed: beat finishes it (its confirms waited for at most STOP_CONFIRM_SECONDS), records what the broker
+  took, releases the lock for good and exits. Celery's own handler closed the publishing connection and the
+  lock inside the signal handler and raised SystemExit wherever the loop was; inside py-amqp's socket read an
+  OSError (EBADF, the socket it had just closed) replaced the SystemExit, the publisher took it for a broker
+  error, and beat took the lock again, read every schedule and went on dispatching until it was SIGKILLed.
 """
 
 import heapq
@@ -45,6 +51,9 @@ RETRY_WINDOW_SECONDS = 10.0
 RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
 # More changed ids than this at once (a bulk update): one full read is cheaper than a long id list.
 FULL_READ_ABOVE = 5000
+# After SIGTERM, how long the batch in flight may still wait for its confirms: with the flush, the lock's release
+# and Python's exit, beat is gone within a few seconds (Kubernetes' grace period is 30 s; ours: exit in 5 s).
+STOP_CONFIRM_SECONDS = 2.0
 
 
 class LookoutScheduler(Scheduler):
@@ -68,6 +77,8 @@ class LookoutScheduler(Scheduler):
         self._next_change_poll = 0.0
         self._next_flush = 0.0
         self._counters: dict[tuple[str, str], Any] = {}
+        self._busy = False  # inside tick() or close(): a signal must not unwind it (see stop_request)
+        self._stopping = False
         super().__init__(app, lazy=lazy, **kwargs)
 
     # --- Celery's scheduler interface ------------------------------------------------------------------------
@@ -88,15 +99,43 @@ class LookoutScheduler(Scheduler):
             self._flush()
 
     def close(self) -> None:
+        self._busy = True  # a second SIGTERM while recording the last runs must not cut the write short
+        self._stopping = True
         try:
             self.sync()
         finally:
             self._dispatching = False
             self._publisher.close()
-            self.lock.release()
+            self.lock.release()  # for good: a closed scheduler never takes the lock again
+
+    def stop_request(self) -> bool:
+        """Asked to stop (SIGTERM, SIGINT): whether the caller (the signal handler) may unwind beat's loop now.
+
+        Not while a tick or close() runs: a batch being written or confirmed, schedules being read or runs being
+        recorded are finished first; the tick then returns at once and raises SystemExit itself.
+        """
+        # No logging here: a handler may run in the middle of the loop's own logging call.
+        if not self._stopping:
+            self._stopping = True
+            self._publisher.stop_soon(within=STOP_CONFIRM_SECONDS)
+        return not self._busy
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        self._busy = True
+        try:
+            delay = self._tick()
+        finally:
+            self._busy = False
+        if self._stopping:
+            logger.info("stopping: no batch in flight any more")
+            # Beat's loop ends on SystemExit (as after Celery's own handler); it then calls close().
+            raise SystemExit()
+        return delay
+
+    def _tick(self) -> float:
         started = time.monotonic()
+        if self._stopping:
+            return 0.0
         if not self.lock.ensure_held():
             if self._dispatching:
                 self._stop_dispatching()
@@ -207,7 +246,7 @@ class LookoutScheduler(Scheduler):
     # --- sending -----------------------------------------------------------------------------------------------
 
     def _dispatch_due(self, *, deadline: float) -> None:
-        while True:
+        while not self._stopping:  # a stop asked for meanwhile: no new batch
             now = time.time()
             batch = self._due_batch(now)
             if not batch:
