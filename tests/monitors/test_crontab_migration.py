@@ -8,7 +8,7 @@ from lookout.alerting.models import MaintenanceWindow
 from lookout.core.crontab import crontab_fields
 from lookout.monitors.models import Monitor
 
-BEFORE = [("monitors", "0006_ratecounter_to_core"), ("alerting", "0001_initial")]
+BEFORE = [("monitors", "0007_proberesult_task_id"), ("alerting", "0001_initial")]
 
 
 @pytest.mark.django_db(transaction=True)

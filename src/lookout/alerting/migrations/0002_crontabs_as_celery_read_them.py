@@ -1,5 +1,5 @@
 """Recurring maintenance windows saved before the strict crontab rules, rewritten as what Celery's parser made of
-them (as monitors/0007 does for monitors): each is evaluated by the strict parser, which would refuse them."""
+them (as monitors/0008 does for monitors): each is evaluated by the strict parser, which would refuse them."""
 
 import logging
 

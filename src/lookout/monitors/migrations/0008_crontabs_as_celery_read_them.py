@@ -47,6 +47,6 @@ def crontabs_rewrite(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("monitors", "0006_ratecounter_to_core"), ("django_celery_beat", "0019_alter_periodictasks_options")]
+    dependencies = [("monitors", "0007_proberesult_task_id"), ("django_celery_beat", "0019_alter_periodictasks_options")]
 
     operations = [migrations.RunPython(crontabs_rewrite, migrations.RunPython.noop)]
