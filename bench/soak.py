@@ -505,7 +505,8 @@ def main() -> int:
             # The processes' own defaults, not the stack's test-sized ones; creating 1,000 monitors in a
             # minute is above the default user rate (1200/minute with the samples' reads).
             "LOOKOUT_WORKER_CONCURRENCY": "50", "LOOKOUT_USER_RATE": "100000/minute", "LOOKOUT_LOG_FORMAT": "text",
-            "LOOKOUT_PUSH_SWEEP_SECONDS": "30"})
+            "LOOKOUT_PUSH_SWEEP_SECONDS": "30",
+            "LOOKOUT_METRICS_HOST": "127.0.0.1"})  # the worker's and beat's ports on loopback only
         print(f"Soak: {args.monitors} monitors every {args.interval} s ({args.failing} flapping: down "
               f"{args.flap_down:g} s of every {args.flap_period:g} s), {args.duration / 60:g} min, sample every "
               f"{args.sample_every:g} s; {len(os.sched_getaffinity(0))} CPUs, load average "
