@@ -21,7 +21,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from lookout.core.crontab import crontab_fields
 from lookout.core.errors import Conflict, Refused
-from lookout.scheduling.schedules import PROBE_TASK
+from lookout.scheduling.schedules import PROBE_TASK, shared_schedule
 
 PERIOD_SECONDS = {IntervalSchedule.SECONDS: 1, IntervalSchedule.MINUTES: 60, IntervalSchedule.HOURS: 3600,
                   IntervalSchedule.DAYS: 86400}
@@ -59,7 +59,7 @@ def periodic_tasks_seed() -> list[str]:
     for name, spec in settings.LOOKOUT_PERIODIC_TASKS.items():
         if PeriodicTask.objects.filter(name=name).exists():
             continue
-        every, _ = IntervalSchedule.objects.get_or_create(every=spec["every"], period=IntervalSchedule.SECONDS)
+        every = shared_schedule(IntervalSchedule, every=spec["every"], period=IntervalSchedule.SECONDS)
         # A maintenance run older than its period is superseded by the next one: it expires instead of piling up.
         PeriodicTask.objects.create(name=name, task=spec["task"], interval=every, expire_seconds=spec["every"],
                                     description=spec["description"], enabled=True)
@@ -79,12 +79,12 @@ def _schedule_values(*, interval: Interval | None, crontab: str | None, tz: str)
     if interval is not None and crontab is not None:
         raise PeriodicTaskRefused("Give an interval or a crontab, not both; send null for the other.")
     if interval is not None:
-        every, _ = IntervalSchedule.objects.get_or_create(every=interval["every"], period=interval["period"])
+        every = shared_schedule(IntervalSchedule, every=interval["every"], period=interval["period"])
         return {"interval": every, "crontab": None,
                 "expire_seconds": interval["every"] * PERIOD_SECONDS[interval["period"]]}
     if crontab is None:
         raise PeriodicTaskRefused("Give an interval ({every, period}) or a crontab.")
-    schedule, _ = CrontabSchedule.objects.get_or_create(**crontab_fields(crontab), timezone=tz)
+    schedule = shared_schedule(CrontabSchedule, **crontab_fields(crontab), timezone=tz)
     # Lookout's scheduler sets each crontab run's expiry to the time until the next one.
     return {"interval": None, "crontab": schedule, "expire_seconds": None}
 

@@ -7,9 +7,10 @@ schedule change together or not at all. Saves name their fields: beat owns last_
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
@@ -17,6 +18,33 @@ from lookout.core.crontab import crontab_fields
 
 PROBE_TASK = "lookout.probes.tasks.probe_monitor"
 _SCHEDULE_FIELDS = ["interval", "crontab", "expire_seconds"]
+# The advisory lock class under which a new shared schedule row is created ("LKSC"; the key is the table's hash).
+_SCHEDULE_LOCK_CLASS = 0x4C4B5343
+
+_Schedule = TypeVar("_Schedule", bound=models.Model)
+
+
+def shared_schedule(model: type[_Schedule], **fields: Any) -> _Schedule:
+    """The IntervalSchedule or CrontabSchedule row with these fields, created if there is none.
+
+    Not get_or_create: django-celery-beat has no unique constraint on these fields, so two transactions saving the
+    first monitor of a new interval at once each created a row, and from then on get() raised
+    MultipleObjectsReturned: every monitor created or changed to that interval answered 500 (found by
+    bench/soak.py, 8 creates at once). The first row by id serves where there are several already; a new row is
+    created under a transaction-scoped advisory lock, so a concurrent creator waits for the commit and finds it.
+    """
+    found = model._default_manager.filter(**fields).order_by("pk").first()
+    if found is not None:
+        return found
+    with transaction.atomic():  # the caller's transaction (a savepoint) or one of its own: the lock lasts to its end
+        if connection.vendor == "postgresql":  # lookout dev's SQLite serializes writers by itself
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                               [_SCHEDULE_LOCK_CLASS, model._meta.db_table])
+            found = model._default_manager.filter(**fields).order_by("pk").first()
+            if found is not None:
+                return found
+        return model._default_manager.create(**fields)
 
 
 def periodic_task_name(monitor_id: int) -> str:
@@ -25,11 +53,11 @@ def periodic_task_name(monitor_id: int) -> str:
 
 def _schedule_values(*, interval: int | None, cron: str | None, tz: str) -> dict[str, Any]:
     if interval is not None:
-        every, _ = IntervalSchedule.objects.get_or_create(every=interval, period=IntervalSchedule.SECONDS)
+        every = shared_schedule(IntervalSchedule, every=interval, period=IntervalSchedule.SECONDS)
         # A probe older than one interval is useless: it expires instead of piling up after an outage.
         return {"interval": every, "crontab": None, "expire_seconds": interval}
     assert cron is not None
-    schedule, _ = CrontabSchedule.objects.get_or_create(**crontab_fields(cron), timezone=tz)
+    schedule = shared_schedule(CrontabSchedule, **crontab_fields(cron), timezone=tz)
     # Crontab gaps vary; the scheduler sets each message's expiry to the time until the next run.
     return {"interval": None, "crontab": schedule, "expire_seconds": None}
 
