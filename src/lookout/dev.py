@@ -129,6 +129,9 @@ def dev_run(*, data_dir: str, bind: str, reset: bool) -> int:
     env = dev_environment(directory, bind)
 
     subprocess.run(_lookout("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
+    # Before the worker and beat start together: on the embedded broker, two processes creating a queue at once
+    # could crash one of them (declarequeues says why).
+    subprocess.run(_lookout("manage", "declarequeues"), env=env, check=True, stdout=subprocess.DEVNULL)
     password = _secret(directory / "admin_password", 18)
     # Kept in the data directory like the password, so the token printed stays the same across restarts (the
     # database only has its digest); createapiuser registers it once and then finds it. (So a revoked dev token
