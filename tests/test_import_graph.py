@@ -114,7 +114,7 @@ ALLOWED: dict[str, set[str]] = {
     "lookout.api": {"lookout.core"},
     "lookout.accounts": {"lookout.core"},
     "lookout.observability": {"lookout.config", "lookout.probes.engine", "lookout.monitors"},
-    "lookout.scheduling": {"lookout.core", "lookout.observability"},
+    "lookout.scheduling": {"lookout.config", "lookout.core", "lookout.observability"},
     "lookout.monitors": {"lookout.core", "lookout.probes.engine", "lookout.scheduling"},
     "lookout.alerting": {"lookout", "lookout.config", "lookout.core", "lookout.probes.engine", "lookout.monitors",
                          "lookout.observability"},
