@@ -124,3 +124,10 @@ def test_each_operation_documents_the_statuses_it_can_answer(schema):
     assert "403" not in paths["/api/v1/monitors/"]["get"]["responses"]
     assert "401" not in paths["/api/v1/push/{token}/"]["post"]["responses"]  # the token in the path is all
     assert "429" in paths["/api/v1/push/{token}/"]["post"]["responses"]
+
+
+def test_page_is_a_number_from_1_or_last(schema):
+    page = next(parameter["schema"] for parameter in schema["paths"]["/api/v1/monitors/"]["get"]["parameters"]
+                if parameter["name"] == "page")
+
+    assert page == {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["last"]}]}

@@ -81,6 +81,9 @@ class Pagination(PageNumberPagination):
         parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
         for parameter in parameters:  # both are whole numbers from 1 (a page_size above the maximum is the maximum)
             parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_query_param:  # or the last page by name
+                parameter["schema"] = {"oneOf": [parameter["schema"],
+                                                 {"type": "string", "enum": list(self.last_page_strings)}]}
         return parameters
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
