@@ -100,30 +100,26 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
     recorded = _results_recorded(records=[(monitor_id, record) for monitor_id, record in records
                                           if monitor_id in monitors])
     results: list[ProbeResult | None] = []
-    new: list[ProbeResult] = []
+    # Each monitor's new results: only these move its state.
+    by_monitor: dict[int, list[tuple[ProbeRecord, ProbeResult]]] = {}
+    again = 0
     for monitor_id, record in records:
         if monitor_id not in monitors:
             results.append(None)
         elif record.task_id and record.task_id in recorded:
             results.append(recorded[record.task_id])  # delivered again: the first attempt's result
+            again += 1
         else:
             created = _probe_result(monitor=monitors[monitor_id], record=record)
             if record.task_id:
                 recorded[record.task_id] = created  # the same delivery twice in one batch
             results.append(created)
-            new.append(created)
-    if len(new) < sum(result is not None for result in results):
-        logger.info("%d probe results were recorded already (probes delivered again): stored once",
-                    sum(result is not None for result in results) - len(new))
-    ProbeResult.objects.bulk_create(new)
+            by_monitor.setdefault(monitor_id, []).append((record, created))
+    if again:
+        logger.info("%d probe results were recorded already (probes delivered again): stored once", again)
+    ProbeResult.objects.bulk_create([result for pairs in by_monitor.values() for _, result in pairs])
     # Each monitor's results in the order they were checked. Round k applies every monitor's k-th (a batch seldom
     # holds two of one monitor), writes the rows, then opens or closes incidents: as one result per transaction.
-    by_monitor: dict[int, list[tuple[ProbeRecord, ProbeResult]]] = {}
-    fresh = {id(result) for result in new}
-    for (monitor_id, record), result in zip(records, results, strict=True):
-        if result is not None and id(result) in fresh:
-            fresh.discard(id(result))
-            by_monitor.setdefault(monitor_id, []).append((record, result))
     ordered = [sorted(pairs, key=lambda pair: pair[0].checked_at) for _, pairs in sorted(by_monitor.items())]
     for k in range(max(map(len, ordered), default=0)):
         moved: list[Monitor] = []
