@@ -110,21 +110,27 @@ ALLOWED: dict[str, set[str]] = {
     "lookout": set(),
     "lookout.probes.engine": {"lookout"},
     "lookout.config": set(),
-    "lookout.core": {"lookout.probes.engine"},
+    "lookout.agent": {"lookout", "lookout.probes.engine", "lookout.observability"},
+    "lookout.core": {"lookout.probes.engine", "lookout.agent"},
     "lookout.api": {"lookout.core"},
     "lookout.accounts": {"lookout.core"},
     "lookout.observability": {"lookout.config", "lookout.probes.engine", "lookout.monitors"},
     "lookout.scheduling": {"lookout.config", "lookout.core", "lookout.observability"},
-    "lookout.monitors": {"lookout.core", "lookout.probes.engine", "lookout.scheduling"},
+    "lookout.monitors": {"lookout.core", "lookout.probes.engine", "lookout.scheduling", "lookout.agent"},
     "lookout.alerting": {"lookout", "lookout.config", "lookout.core", "lookout.probes.engine", "lookout.monitors",
                          "lookout.observability"},
+    # Regions decide from the results of several places: above alerting (the state machine), beneath recording.
+    "lookout.regions": {"lookout.config", "lookout.core", "lookout.probes.engine", "lookout.monitors",
+                        "lookout.alerting", "lookout.observability", "lookout.scheduling"},
     "lookout.probes": {"lookout.config", "lookout.core", "lookout.probes.engine", "lookout.monitors",
-                       "lookout.scheduling", "lookout.alerting", "lookout.observability"},
-    "lookout.stats": {"lookout.core", "lookout.monitors", "lookout.alerting", "lookout.probes"},
+                       "lookout.scheduling", "lookout.alerting", "lookout.observability", "lookout.regions",
+                       "lookout.agent"},
+    "lookout.stats": {"lookout.core", "lookout.monitors", "lookout.alerting", "lookout.probes", "lookout.regions"},
 }
 # The API layers compose the apps beneath them and the shared plumbing; the entry points may import anything.
 API_ALLOWED = {"lookout.api", "lookout.config", "lookout.core", "lookout.accounts", "lookout.monitors",
-               "lookout.probes", "lookout.alerting", "lookout.alerting.api", "lookout.scheduling", "lookout.stats"}
+               "lookout.probes", "lookout.alerting", "lookout.alerting.api", "lookout.scheduling", "lookout.stats",
+               "lookout.regions"}
 ENTRY_POINTS = {"lookout.cli", "lookout.dev", "lookout.process_signals"}
 
 

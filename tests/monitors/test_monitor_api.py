@@ -376,8 +376,8 @@ def test_results_are_listed_newest_first_with_their_fields(alice_api):
     page = alice_api.get(RESULTS).json()
 
     assert [r["id"] for r in page["results"]] == [new.pk, old.pk]
-    assert set(page["results"][0]) == {"id", "monitor", "checked_at", "success", "status_code",
-                                       "response_time_ms", "error", "task_id", "phases", "tls", "failed_condition"}
+    assert set(page["results"][0]) == {"id", "monitor", "checked_at", "success", "status_code", "response_time_ms",
+                                       "error", "task_id", "phases", "tls", "failed_condition", "region"}
     newest = page["results"][0]
     assert datetime.fromisoformat(newest.pop("checked_at")) == new.checked_at
     assert newest == {"id": new.pk, "monitor": monitor_id, "success": False, "status_code": 503,

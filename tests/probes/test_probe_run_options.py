@@ -8,10 +8,11 @@ from prometheus_client import REGISTRY
 
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, ProbeResult
+from lookout.monitors.probe_spec import PROBE_FIELDS, probe_spec
 from lookout.monitors.selectors import monitors_for_probe
 from lookout.monitors.spec import MonitorSpec
 from lookout.observability.collector import MonitorCollector
-from lookout.probes.services import PROBE_FIELDS, probe_run, probe_spec
+from lookout.probes.services import probe_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,10 +8,10 @@ from lookout.alerting.channels import CHANNEL_KINDS
 from lookout.alerting.models import ChannelKind
 from lookout.monitors import services
 from lookout.monitors.models import MonitorType, RecordType
+from lookout.monitors.probe_spec import PROBE_FIELDS, probe_spec
 from lookout.monitors.spec import MonitorSpec
 from lookout.observability.metrics import worker_series_initialize
 from lookout.probes.engine import PROBE_TYPES, RECORD_TYPES, spec_fields
-from lookout.probes.services import PROBE_FIELDS, probe_spec
 
 
 def test_the_monitor_types_are_the_engines_and_push():

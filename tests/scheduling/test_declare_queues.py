@@ -10,7 +10,8 @@ from lookout.config.celery_app import app
 from lookout.dev import dev_environment
 from support.stack import lookout_run
 
-QUEUES = {settings.LOOKOUT_PROBE_QUEUE, settings.LOOKOUT_ALERT_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE}
+QUEUES = {settings.LOOKOUT_PROBE_QUEUE, settings.LOOKOUT_RESULTS_QUEUE, settings.LOOKOUT_ALERT_QUEUE,
+          settings.CELERY_TASK_DEFAULT_QUEUE}
 
 
 def test_the_queues_are_declared_on_rabbitmq():
@@ -29,7 +30,8 @@ def test_the_queues_are_declared_on_the_embedded_broker_of_lookout_dev(tmp_path)
 
     printed = lookout_run(env, "manage", "declarequeues")
 
-    assert printed.split("\n")[:3] == [f"declared queue {name}" for name in (
-        settings.LOOKOUT_PROBE_QUEUE, settings.LOOKOUT_ALERT_QUEUE, settings.CELERY_TASK_DEFAULT_QUEUE)]
+    assert printed.split("\n")[:4] == [f"declared queue {name}" for name in (
+        settings.LOOKOUT_PROBE_QUEUE, settings.LOOKOUT_RESULTS_QUEUE, settings.LOOKOUT_ALERT_QUEUE,
+        settings.CELERY_TASK_DEFAULT_QUEUE)]
     with sqlite3.connect(tmp_path / "broker.sqlite3") as broker:
         assert {name for (name,) in broker.execute("SELECT name FROM kombu_queue")} == QUEUES

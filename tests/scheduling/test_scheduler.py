@@ -25,7 +25,7 @@ from lookout.observability.metrics import DUE_AT_HEADER
 from lookout.scheduling import publisher as publisher_module
 from lookout.scheduling import scheduler as scheduler_module
 from lookout.scheduling.entries import CalendarRule, Entry, IntervalRule
-from lookout.scheduling.publisher import run_task_id
+from lookout.scheduling.regional import run_task_id
 from lookout.scheduling.scheduler import LookoutScheduler
 from support.stack import LookoutStack, wait_until
 from support.tcp_proxy import TcpProxy

@@ -11,10 +11,14 @@ from lookout.monitors.models import Monitor
 
 
 def incident_open(*, monitor: Monitor, started_at: datetime, detected_at: datetime, cause: str,
-                  in_maintenance: bool) -> Incident:
-    """Open the monitor's incident; its down alert goes out now, or at the end of the maintenance window."""
+                  in_maintenance: bool, regions: list[str] | None = None, regions_total: int = 0) -> Incident:
+    """Open the monitor's incident; its down alert goes out now, or at the end of the maintenance window.
+
+    `regions`: for a monitor of several regions, those whose failures confirmed it, of `regions_total` counted.
+    """
     incident = Incident.objects.create(monitor=monitor, started_at=started_at, detected_at=detected_at,
-                                       cause=cause[:2000], alerts_deferred=in_maintenance)
+                                       cause=cause[:2000], alerts_deferred=in_maintenance, regions=regions or [],
+                                       regions_total=regions_total)
     if not in_maintenance:
         incident_notify(incident=incident, event=AlertEvent.MONITOR_DOWN, held=guard_holds())
     return incident

@@ -55,6 +55,9 @@ class Incident(models.Model):
     # The first successful probe of the run that crossed recovery_threshold.
     ended_at = models.DateTimeField(null=True, blank=True)
     cause = models.CharField(max_length=2000, blank=True, default="")
+    # A monitor of several regions: those whose failures confirmed it, of how many counted ([] and 0: one region).
+    regions = models.JSONField(default=list, blank=True)
+    regions_total = models.PositiveSmallIntegerField(default=0)
     # Opened inside a maintenance window: its down alert waits for the window's end (and is never sent if the
     # monitor recovers first).
     alerts_deferred = models.BooleanField(default=False)
@@ -77,8 +80,10 @@ class Incident(models.Model):
 
 
 class DegradedEpisode(models.Model):
-    """A stretch of time during which the mass-failure guard suspects Lookout itself."""
+    """A stretch of time during which the mass-failure guard suspects Lookout itself (region empty), or one region's
+    failures stand so far above the others' that its votes are not counted (lookout.regions.suspects)."""
 
+    region = models.CharField(max_length=32, blank=True, default="")
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     # Held alerts were let go while the episode went on (it lasted LOOKOUT_GUARD_MAX_HOLD_SECONDS).
@@ -89,8 +94,8 @@ class DegradedEpisode(models.Model):
     class Meta:
         ordering = ["-started_at"]
         constraints = [
-            # On a constant: at most one row can be open (a unique index on ended_at would let NULLs repeat).
-            models.UniqueConstraint(models.Value(True), condition=Q(ended_at__isnull=True),
+            # At most one open episode per region, and one for the whole installation (region "").
+            models.UniqueConstraint(fields=["region"], condition=Q(ended_at__isnull=True),
                                     name="degraded_episode_one_open"),
         ]
 
@@ -104,6 +109,8 @@ class AlertEvent(models.TextChoices):
     TLS_EXPIRING = "tls.expiring"
     DEGRADED = "lookout.degraded"
     RECOVERED = "lookout.recovered"
+    REGION_SUSPECT = "lookout.region.suspect"
+    REGION_RECOVERED = "lookout.region.recovered"
     TEST = "channel.test"
 
 

@@ -38,6 +38,12 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def regions_confirmed(regions: list[str], total: int) -> str:
+    """'down from eu-west and us-east, 2 of 3'."""
+    named = regions[0] if len(regions) == 1 else f"{', '.join(regions[:-1])} and {regions[-1]}"
+    return f"down from {named}, {len(regions)} of {total}"
+
+
 def monitor_payload(monitor: Monitor) -> dict[str, Any]:
     return {"id": monitor.pk, "name": monitor.name, "type": monitor.type, "url": monitor.url}
 
@@ -49,7 +55,10 @@ def incident_payload(*, incident: Incident, event: str) -> dict[str, Any]:
         "occurred_at": _iso(incident.ended_at if event == AlertEvent.MONITOR_UP else incident.detected_at),
         "monitor": monitor_payload(incident.monitor),
         "incident": {"id": incident.pk, "started_at": _iso(incident.started_at),
-                     "ended_at": _iso(incident.ended_at), "duration_seconds": duration, "cause": incident.cause},
+                     "ended_at": _iso(incident.ended_at), "duration_seconds": duration, "cause": incident.cause,
+                     **({"regions": incident.regions, "regions_total": incident.regions_total,
+                         "confirmed": regions_confirmed(incident.regions, incident.regions_total)}
+                        if incident.regions else {})},
         "link": link(f"/api/v1/incidents/{incident.pk}/"),
     }
 

@@ -57,27 +57,51 @@ class MonitorStateChange:
     step: StateStep
     in_maintenance: bool
     fields: dict[str, Any]  # Monitor fields to update
+    # A monitor of several regions: the regions whose failures decided the round, of how many were counted.
+    regions: tuple[str, ...] = ()
+    regions_total: int = 0
+
+
+# The monitor fields state_step reads and writes: a round of several regions starts from them (its base).
+STATE_FIELDS = ("health", "consecutive_failures", "consecutive_successes", "streak_started_at")
 
 
 def monitor_state_next(*, monitor: Monitor, result: ProbeResult) -> MonitorStateChange:
     """An enabled monitor's state after one more in-order result (the caller holds its row lock)."""
+    return monitor_state_after(monitor=monitor, base={name: getattr(monitor, name) for name in STATE_FIELDS},
+                               success=result.success, checked_at=result.checked_at)
+
+
+def monitor_state_after(*, monitor: Monitor, base: dict[str, Any], success: bool, checked_at: datetime,
+                        degraded: bool = False, regions: tuple[str, ...] = (),
+                        regions_total: int = 0) -> MonitorStateChange:
+    """An enabled monitor's state after one more result (or round) from the state `base` (STATE_FIELDS).
+
+    A round of several regions that some failed, fewer than confirm, is a success that shows as degraded.
+    """
     step = state_step(
-        health=monitor.health, consecutive_failures=monitor.consecutive_failures,
-        consecutive_successes=monitor.consecutive_successes, streak_started_at=monitor.streak_started_at,
+        health=base["health"], consecutive_failures=base["consecutive_failures"],
+        consecutive_successes=base["consecutive_successes"], streak_started_at=base["streak_started_at"],
         failure_threshold=monitor.failure_threshold, recovery_threshold=monitor.recovery_threshold,
-        success=result.success, checked_at=result.checked_at,
+        success=success, checked_at=checked_at,
     )
     # The sweep keeps status=maintenance in step with the windows; a transition, which decides whether an
     # alert goes out, asks the windows themselves.
     in_maintenance = monitor.status == MonitorStatus.MAINTENANCE
     if step.went_down or step.went_up:
         in_maintenance = maintenance_active(monitor=monitor, now=timezone.now())
-    return MonitorStateChange(step=step, in_maintenance=in_maintenance, fields={
+    status = step.health
+    if in_maintenance:
+        status = MonitorStatus.MAINTENANCE
+    elif degraded and step.health == MonitorHealth.UP:
+        status = MonitorStatus.DEGRADED
+    return MonitorStateChange(step=step, in_maintenance=in_maintenance, regions=regions, regions_total=regions_total,
+                              fields={
         "health": step.health,
         "consecutive_failures": step.consecutive_failures,
         "consecutive_successes": step.consecutive_successes,
         "streak_started_at": step.streak_started_at,
-        "status": MonitorStatus.MAINTENANCE if in_maintenance else step.health,
+        "status": status,
     })
 
 
@@ -88,7 +112,8 @@ def monitor_state_apply(*, monitor: Monitor, change: MonitorStateChange, result:
     """
     if change.step.went_down:
         incident_open(monitor=monitor, started_at=change.step.streak_started_at, detected_at=result.checked_at,
-                      cause=result_cause(result), in_maintenance=change.in_maintenance)
+                      cause=result_cause(result), in_maintenance=change.in_maintenance,
+                      regions=list(change.regions), regions_total=change.regions_total)
     elif change.step.went_up:
         incident_close(monitor=monitor, ended_at=change.step.streak_started_at)
 

@@ -5,6 +5,7 @@ Every secret may also come from ``NAME_FILE`` (a path), so Kubernetes secrets ca
 
 import ipaddress
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -65,3 +66,18 @@ def env_cidrs(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
         return tuple(ipaddress.ip_network(item, strict=False) for item in env_list(name))
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc} (expected comma-separated CIDRs such as 10.0.0.0/8)") from exc
+
+
+REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def env_regions(name: str) -> list[str]:
+    """Region names, the first the home region: lower-case letters, digits and dashes, unique; default `home`."""
+    regions = env_list(name) or ["home"]
+    bad = [region for region in regions if not REGION_NAME.match(region)]
+    if bad:
+        raise ImproperlyConfigured(f"{name}: {', '.join(map(repr, bad))} are not region names (lower-case letters, "
+                                   "digits and dashes, starting with a letter, at most 32)")
+    if len(set(regions)) != len(regions):
+        raise ImproperlyConfigured(f"{name}={','.join(regions)} names a region twice")
+    return regions

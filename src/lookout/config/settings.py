@@ -6,7 +6,7 @@ from typing import Any, TypedDict
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lookout.config.env import env_bool, env_cidrs, env_int, env_list, env_required, env_str
+from lookout.config.env import env_bool, env_cidrs, env_int, env_list, env_regions, env_required, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "lookout.scheduling",
     "lookout.observability",
     "lookout.alerting",
+    "lookout.regions",
     "lookout.stats",
 ]
 
@@ -195,6 +196,18 @@ LOOKOUT_LOG_FORMAT = (env_str("LOOKOUT_LOG_FORMAT", "text") or "text").lower()
 if LOOKOUT_LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOOKOUT_LOG_FORMAT={LOOKOUT_LOG_FORMAT!r} must be 'text' or 'json'")
 LOOKOUT_PROBE_QUEUE = "probes"
+# Regions (docs/regions.md): where monitors are probed from. The first is the home region: its workers probe from
+# the `probes` queue and record every region's results (arriving on LOOKOUT_RESULTS_QUEUE); another region's runs
+# go to `probes.<region>`, for its workers or database-less agents.
+LOOKOUT_REGIONS = env_regions("LOOKOUT_REGIONS")
+LOOKOUT_HOME_REGION = LOOKOUT_REGIONS[0]
+LOOKOUT_RESULTS_QUEUE = "results"
+# A region whose failure share over the window is at least MIN_PERCENT, and MARGIN points above every other region's,
+# with MIN_RESULTS results at least, is suspect: its votes are not counted (lookout.regions.suspects).
+LOOKOUT_REGION_SUSPECT_MIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MIN_PERCENT", 50, minimum=1)
+LOOKOUT_REGION_SUSPECT_MARGIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MARGIN_PERCENT", 30, minimum=1)
+LOOKOUT_REGION_SUSPECT_MIN_RESULTS = env_int("LOOKOUT_REGION_SUSPECT_MIN_RESULTS", 20, minimum=1)
+LOOKOUT_REGION_WINDOW_SECONDS = env_int("LOOKOUT_REGION_WINDOW_SECONDS", 300, minimum=10)
 LOOKOUT_ENCRYPTION_KEYS = env_list("LOOKOUT_ENCRYPTION_KEY")
 # Safe targets: monitors may not reach private, loopback or link-local addresses unless opened up here.
 LOOKOUT_ALLOW_PRIVATE_TARGETS = env_bool("LOOKOUT_ALLOW_PRIVATE_TARGETS", False)
@@ -300,6 +313,7 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_IMPORTS = ["lookout.process_signals"]
 CELERY_TASK_ROUTES = {
     "lookout.probes.tasks.*": {"queue": LOOKOUT_PROBE_QUEUE},
+    "lookout.probes.remote.*": {"queue": LOOKOUT_RESULTS_QUEUE},
     "lookout.alerting.tasks.*": {"queue": LOOKOUT_ALERT_QUEUE},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

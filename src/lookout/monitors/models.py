@@ -11,6 +11,8 @@ class MonitorStatus(models.TextChoices):
     DOWN = "down"
     PAUSED = "paused"
     MAINTENANCE = "maintenance"  # inside a maintenance window: probed and recorded, no incident alerts
+    # Probed from several regions: some failed their latest round, fewer than `confirm` (no incident, no alert).
+    DEGRADED = "degraded"
 
 
 class MonitorHealth(models.TextChoices):
@@ -82,6 +84,13 @@ class Monitor(models.Model):
     # The state machine (lookout.alerting.state): down after failure_threshold failed probes in a row, up again
     # after recovery_threshold successes, so a flapping target does not alert on every probe.
     failure_threshold = models.PositiveSmallIntegerField(default=2)
+    # Where it is probed from (names of LOOKOUT_REGIONS; empty: the home region alone), and how many of those
+    # regions must fail a round before it is down (null: a majority). One region behaves as regions never existed.
+    regions = models.JSONField(default=list, blank=True)
+    confirm = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The round being decided, for a monitor of several regions (lookout.regions.agreement): its due time, each
+    # region's vote, the state before it and whether it was decided. Rounds, not single results, move the state.
+    round = models.JSONField(default=dict, blank=True)
     recovery_threshold = models.PositiveSmallIntegerField(default=1)
     health = models.CharField(max_length=8, choices=MonitorHealth.choices, default=MonitorHealth.PENDING)
     consecutive_failures = models.PositiveIntegerField(default=0)
@@ -149,6 +158,8 @@ class ProbeResult(models.Model):
                               help_text="Milliseconds per phase: dns, connect, tls, processing, transfer.")
     tls = models.JSONField(null=True, blank=True, help_text="Certificate facts, when TLS was spoken.")
     failed_condition = models.CharField(max_length=500, blank=True, default="")
+    # The region that probed (a name of LOOKOUT_REGIONS; empty in results stored before regions existed: home).
+    region = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-checked_at", "-id"]
@@ -162,6 +173,47 @@ class ProbeResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.monitor_id} at {self.checked_at:%Y-%m-%d %H:%M:%S}: {'up' if self.success else 'down'}"
+
+
+class RegionStatus(models.TextChoices):
+    UP = "up"
+    DOWN = "down"
+
+
+class MonitorRegion(models.Model):
+    """A monitor's latest result from one of its regions: what its detail, metrics and dashboards show."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="region_states")
+    region = models.CharField(max_length=32)
+    status = models.CharField(max_length=8, choices=RegionStatus.choices)
+    checked_at = models.DateTimeField()
+    response_time_ms = models.FloatField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["monitor", "region"]
+        constraints = [models.UniqueConstraint(fields=["monitor", "region"], name="monitor_region_once")]
+
+    def __str__(self) -> str:
+        return f"monitor {self.monitor_id} from {self.region}: {self.status}"
+
+
+class RegionWorker(models.Model):
+    """A worker or agent process of a region, as its last heartbeat (or recorded result) showed it."""
+
+    region = models.CharField(max_length=32)
+    worker = models.CharField(max_length=255, help_text="The process's hostname (Celery's node name).")
+    last_seen = models.DateTimeField()
+    in_flight = models.PositiveIntegerField(default=0, help_text="Probes it was running then.")
+    version = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        ordering = ["region", "worker"]
+        constraints = [models.UniqueConstraint(fields=["region", "worker"], name="region_worker_once")]
+        indexes = [models.Index(fields=["last_seen"])]
+
+    def __str__(self) -> str:
+        return f"{self.worker} in {self.region}"
 
 
 class IssuedTask(models.Model):

@@ -136,6 +136,33 @@ def _conditions(value: list[str]) -> None:
         raise ValueError(str(exc)) from exc
 
 
+def monitor_regions(monitor: Monitor | MonitorSpec) -> list[str]:
+    """The regions a monitor is probed from: those it names, or the home region."""
+    return list(monitor.regions) or [settings.LOOKOUT_HOME_REGION]
+
+
+def confirm_needed(*, regions: int, confirm: int | None) -> int:
+    """How many regions must fail a round: the monitor's `confirm`, or a majority (1 for a single region)."""
+    return confirm if confirm is not None else regions // 2 + 1
+
+
+def _regions(value: Any) -> None:
+    if not isinstance(value, list | tuple) or not all(isinstance(name, str) for name in value):
+        raise ValueError("A list of region names.")
+    unknown = [name for name in value if name not in settings.LOOKOUT_REGIONS]
+    if unknown:
+        raise ValueError(f"Unknown region {', '.join(map(repr, unknown))}: the regions are "
+                         f"{', '.join(settings.LOOKOUT_REGIONS)} (LOOKOUT_REGIONS).")
+    if len(set(value)) != len(value):
+        raise ValueError("A region is named twice.")
+
+
+def _confirm(value: Any, *, regions: list[str]) -> None:
+    if value is None:
+        return
+    _number(value, low=1, high=max(len(regions), 1))
+
+
 def _url(monitor_type: str, url: str) -> str:
     """The url to store for this type; a probed type's target must also pass the safe-target rules."""
     if monitor_type == MonitorType.PUSH:
@@ -174,6 +201,9 @@ def spec_validate(spec: MonitorSpec, *, current: Monitor | None = None) -> Monit
     errors.check("secret_headers", lambda: _headers(spec.secret_headers))
     errors.check("conditions", lambda: _conditions(spec.conditions))
     errors.check("timezone", lambda: timezone_validate(spec.timezone))
+    errors.check("regions", lambda: _regions(spec.regions))
+    if "regions" not in errors.by_field:
+        errors.check("confirm", lambda: _confirm(spec.confirm, regions=monitor_regions(spec)))
 
     cron = spec.cron
     if cron is not None and "cron" not in errors.by_field:

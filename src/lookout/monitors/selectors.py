@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
@@ -19,8 +20,11 @@ def monitor_get(*, owner: User, monitor_id: int) -> Monitor | None:
 
 
 def result_list(*, owner: User, monitor_id: int | None = None, success: bool | None = None,
-                since: datetime | None = None) -> QuerySet[ProbeResult]:
+                since: datetime | None = None, region: str | None = None) -> QuerySet[ProbeResult]:
     results = ProbeResult.objects.filter(monitor__owner=owner)
+    if region is not None:
+        # Results stored before regions existed carry no region: they are the home region's.
+        results = results.filter(region__in=[region, ""] if region == settings.LOOKOUT_HOME_REGION else [region])
     if monitor_id is not None:
         results = results.filter(monitor_id=monitor_id)
     if success is not None:

@@ -13,6 +13,7 @@ from django.utils import timezone as django_timezone
 from lookout.core.encryption import secret_encrypt, secret_headers_encrypt
 from lookout.core.errors import ValidationFailed
 from lookout.monitors.models import Monitor, MonitorStatus, MonitorType
+from lookout.monitors.probe_spec import regional_payload
 from lookout.monitors.rules import default_timeout, spec_validate, timeout_cap
 from lookout.monitors.spec import MonitorSpec, monitor_spec
 from lookout.scheduling import schedules
@@ -55,6 +56,7 @@ def monitor_create(*, owner: User, spec: MonitorSpec) -> Monitor:
         monitor.periodic_task = schedules.schedule_create(interval=spec.interval, cron=spec.cron, tz=spec.timezone)
         monitor.save()
         schedules.schedule_attach(monitor.periodic_task, monitor_id=monitor.pk)
+        _regional_update(monitor)
     if spec.channels:
         _channels_set(monitor=monitor, channel_ids=list(spec.channels))
     return monitor
@@ -88,7 +90,16 @@ def monitor_update(*, monitor: Monitor, spec: MonitorSpec) -> Monitor:
                                   tz=locked.timezone)
     # Name the fields: a probe may be recording status/last_checked_at on this row right now.
     locked.save(update_fields=[*changes.keys(), "updated_at"])
+    if locked.periodic_task is not None:
+        _regional_update(locked)
     return locked
+
+
+def _regional_update(monitor: Monitor) -> None:
+    """What beat sends to the monitor's other regions, kept in its PeriodicTask (unchanged unless it changed)."""
+    task = monitor.periodic_task
+    assert task is not None
+    schedules.schedule_regional_set(task, regional_payload(monitor, current=schedules.schedule_regional(task)))
 
 
 def monitor_pause(*, monitor: Monitor) -> Monitor:

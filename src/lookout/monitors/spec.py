@@ -54,6 +54,10 @@ class MonitorSpec:
     grace: int = _model_default("grace")
     failure_threshold: int = _model_default("failure_threshold")
     recovery_threshold: int = _model_default("recovery_threshold")
+    # Names of LOOKOUT_REGIONS to probe from (stored as given; empty: the home region), and how many of them must
+    # fail a round before the monitor is down (None: a majority).
+    regions: list[str] = field(default_factory=list)
+    confirm: int | None = None
     # Ids of the owner's channels to alert besides the defaults. None: unchanged (a new monitor names none).
     channels: list[int] | None = None
 

@@ -74,6 +74,24 @@ class Batcher(Generic[Item, Outcome]):
             self._start()
         return call.wait()
 
+    def run_many(self, items: list[Item]) -> list[Outcome]:
+        """Submit several items at once (they may share a batch) and wait for all; the first error is raised."""
+        calls: list[_Call[Item, Outcome]] = [_Call(item) for item in items]
+        for call in calls:
+            self._queue.put(call)
+        if self._running < self._threads:
+            self._start()
+        outcomes: list[Outcome] = []
+        error: BaseException | None = None
+        for call in calls:  # every call waited for: none may still be running when the caller gives up
+            try:
+                outcomes.append(call.wait())
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return outcomes
+
     def _forked(self) -> None:
         # The child has none of the parent's threads; it starts its own, and takes no batch half-taken there.
         self._running = 0

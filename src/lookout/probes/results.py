@@ -21,6 +21,10 @@ from lookout.alerting.notifications import event_notify
 from lookout.alerting.state import MonitorStateChange, monitor_state_apply, monitor_state_next
 from lookout.monitors.models import EventKind, Monitor, MonitorEvent, ProbeResult
 from lookout.probes.engine import Outcome, TlsFacts
+from lookout.probes.rechecks import rechecks_publish
+from lookout.regions.agreement import Vote, multi_region, vote
+from lookout.regions.states import region_states_record
+from lookout.regions.suspects import suspect_regions
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,11 @@ class ProbeRecord:
     tls_not_after: datetime | None = None
     tls_fingerprint: str = ""
     failed_condition: str = ""
+    # The region that probed, and the run's due time: a round of a monitor probed from several regions is the set
+    # of its results with one due time (none for a check-now, which decides no round).
+    region: str = ""
+    due: datetime | None = None
+    recheck: bool = False
 
 
 def tls_facts_json(facts: TlsFacts) -> dict[str, Any]:
@@ -58,7 +67,8 @@ def tls_fingerprint(facts: TlsFacts) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
-def probe_record(outcome: Outcome, *, task_id: str) -> ProbeRecord:
+def probe_record(outcome: Outcome, *, task_id: str, region: str = "", due: datetime | None = None,
+                 recheck: bool = False) -> ProbeRecord:
     return ProbeRecord(
         checked_at=outcome.started_at, success=outcome.success, status_code=outcome.status_code,
         response_time_ms=outcome.response_time_ms, error=outcome.error, task_id=task_id,
@@ -66,19 +76,19 @@ def probe_record(outcome: Outcome, *, task_id: str) -> ProbeRecord:
         tls=tls_facts_json(outcome.tls) if outcome.tls else None,
         tls_not_after=outcome.tls.not_after if outcome.tls else None,
         tls_fingerprint=tls_fingerprint(outcome.tls) if outcome.tls else "",
-        failed_condition=outcome.failed_condition or "",
+        failed_condition=outcome.failed_condition or "", region=region, due=due, recheck=recheck,
     )
 
 
 # Monitor columns a recorded result writes: the probe's facts, its certificate and the state machine's.
 _RESULT_FIELDS = ("last_checked_at", "last_response_time_ms", "last_phases", "tls_not_after", "tls_fingerprint",
-                  "health", "consecutive_failures", "consecutive_successes", "streak_started_at", "status")
+                  "health", "consecutive_failures", "consecutive_successes", "streak_started_at", "status", "round")
 # What recording reads of a locked monitor: the state machine's inputs, the columns it writes back as read, and
 # what alerts say of the monitor. Not the rest: under gevent every packet of a batch's rows costs the writer a
 # turn of the event loop, and full rows (headers, body, conditions) made a batch's lock several times slower.
 _RECORD_READS = ("enabled", "status", "health", "consecutive_failures", "consecutive_successes", "streak_started_at",
                  "failure_threshold", "recovery_threshold", "last_checked_at", "tls_expiry_days", "tls_not_after",
-                 "tls_fingerprint", "owner", "name", "type", "url")
+                 "tls_fingerprint", "owner", "name", "type", "url", "regions", "confirm", "round")
 
 
 def probe_result_record(*, monitor_id: int, record: ProbeRecord) -> ProbeResult | None:
@@ -121,6 +131,9 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
     # Each monitor's results in the order they were checked. Round k applies every monitor's k-th (a batch seldom
     # holds two of one monitor), writes the rows, then opens or closes incidents: as one result per transaction.
     ordered = [sorted(pairs, key=lambda pair: pair[0].checked_at) for _, pairs in sorted(by_monitor.items())]
+    suspects = suspect_regions() if any(multi_region(monitors[pairs[0][1].monitor_id]) for pairs in ordered) \
+        else frozenset()
+    rechecks: list[int] = []
     for k in range(max(map(len, ordered), default=0)):
         moved: list[Monitor] = []
         changes: list[tuple[Monitor, MonitorStateChange, ProbeResult]] = []
@@ -129,16 +142,20 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
                 continue
             record, result = pairs[k]
             monitor = monitors[result.monitor_id]
-            # A result that finishes after a newer one must not roll the monitor's state back.
-            if monitor.last_checked_at is not None and record.checked_at < monitor.last_checked_at:
+            advanced = _monitor_advance(monitor=monitor, record=record, result=result, suspects=suspects)
+            if advanced is None:
                 continue
-            change = _monitor_advance(monitor=monitor, record=record, result=result)
             moved.append(monitor)
-            if change is not None:
-                changes.append((monitor, change, result))
+            changes += [(monitor, change, result) for change in advanced.changes]
+            if advanced.recheck:
+                rechecks.append(monitor.pk)
         _monitors_result_save(monitors=moved)
         for monitor, change, result in changes:
             monitor_state_apply(monitor=monitor, change=change, result=result)
+    region_states_record(pairs=[(monitors[result.monitor_id], record) for pairs in ordered
+                                for record, result in pairs])
+    if rechecks:
+        transaction.on_commit(lambda: rechecks_publish(monitor_ids=rechecks))
     return results
 
 
@@ -159,25 +176,40 @@ def _probe_result(*, monitor: Monitor, record: ProbeRecord) -> ProbeResult:
         status_code=record.status_code, response_time_ms=record.response_time_ms,
         error=record.error[:2000], task_id=record.task_id, phases=dict(record.phases),
         tls=dict(record.tls) if record.tls else None, failed_condition=record.failed_condition[:500],
+        region=record.region,
     )
 
 
-def _monitor_advance(*, monitor: Monitor, record: ProbeRecord, result: ProbeResult) -> MonitorStateChange | None:
-    """Move the locked monitor, in memory, to its newest result; the state change, None for a paused monitor."""
-    fields: dict[str, Any] = {"last_checked_at": record.checked_at, "last_response_time_ms": record.response_time_ms,
-                              "last_phases": dict(record.phases)}
+def _monitor_advance(*, monitor: Monitor, record: ProbeRecord, result: ProbeResult,
+                     suspects: frozenset[str]) -> Vote | None:
+    """Move the locked monitor, in memory, to its newest result: the state changes to apply (none for a paused
+    monitor, or a round still undecided), or None when the result changes nothing of the row."""
+    newer = monitor.last_checked_at is None or record.checked_at >= monitor.last_checked_at
+    several = multi_region(monitor)
+    # A result that finishes after a newer one must not roll the monitor's state back; of a monitor of several
+    # regions, the round decides what counts (lookout.regions.agreement).
+    if not newer and not several:
+        return None
+    fields: dict[str, Any] = {}
+    if newer:
+        fields = {"last_checked_at": record.checked_at, "last_response_time_ms": record.response_time_ms,
+                  "last_phases": dict(record.phases)}
     if record.tls_not_after is not None:
         fields["tls_not_after"] = record.tls_not_after
         fields["tls_fingerprint"] = record.tls_fingerprint
         tls_expiry_check(monitor=monitor, record=record)
-    change = None
-    if monitor.enabled:  # a paused monitor keeps its status: results are recorded, its state does not move
-        # Confirmed transitions only (failure_threshold, recovery_threshold), in this same transaction.
-        change = monitor_state_next(monitor=monitor, result=result)
-        fields.update(change.fields)
     for name, value in fields.items():
         setattr(monitor, name, value)
-    return change
+    if not monitor.enabled:  # a paused monitor keeps its status: results are recorded, its state does not move
+        return Vote()
+    if several:
+        return vote(monitor=monitor, region=record.region, success=record.success, due=record.due,
+                    recheck=record.recheck, checked_at=record.checked_at, suspects=suspects)
+    # Confirmed transitions only (failure_threshold, recovery_threshold), in this same transaction.
+    change = monitor_state_next(monitor=monitor, result=result)
+    for name, value in change.fields.items():
+        setattr(monitor, name, value)
+    return Vote(changes=(change,))
 
 
 def _monitors_result_save(*, monitors: list[Monitor]) -> None:

@@ -6,7 +6,7 @@ The read and the write go through this process's batchers (lookout.probes.batchi
 """
 
 import uuid
-from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -14,51 +14,18 @@ from django.db import InterfaceError, OperationalError, transaction
 from kombu.exceptions import OperationalError as BrokerError
 
 from lookout.config.celery_app import app
-from lookout.core.encryption import secret_decrypt, secret_headers_decrypt
 from lookout.core.errors import BrokerUnavailable, Refused
-from lookout.core.target_policy import target_policy
 from lookout.monitors.models import IssuedTask, Monitor, MonitorType, ProbeResult
+from lookout.monitors.probe_spec import PROBE_FIELDS, probe_spec
 from lookout.monitors.selectors import monitors_for_probe
 from lookout.observability.metrics import probe_observe
 from lookout.probes.batching import Batcher
-from lookout.probes.engine import PROBE_TYPES, Outcome, ProbeSpec, probe, spec_fields
+from lookout.probes.engine import Outcome, probe
 from lookout.probes.results import ProbeRecord, probe_record, probe_results_record
 from lookout.scheduling.schedules import PROBE_TASK
 
 # A manual check still waiting in the queue after this long is stale: let it expire (state REVOKED).
 CHECK_NOW_EXPIRES_SECONDS = 120
-
-# ProbeSpec fields whose value is not the monitor's field of the same name. Every other field a type lists
-# (lookout.probes.engine.types) is copied from the monitor as it is.
-_SPEC_VALUES: dict[str, Callable[[Monitor], Any]] = {
-    "body": lambda monitor: monitor.body.encode() or None,
-    "headers": lambda monitor: {**(monitor.headers or {}), **secret_headers_decrypt(monitor.secret_headers)},
-    "basic_auth": lambda monitor: ((monitor.basic_auth_username, secret_decrypt(monitor.basic_auth_password))
-                                   if monitor.basic_auth_username else None),
-    "expected_status": lambda monitor: tuple(monitor.expected_status) if monitor.expected_status else None,
-    "keyword": lambda monitor: monitor.keyword or None,
-    "conditions": lambda monitor: tuple(monitor.conditions or ()),
-    "send": lambda monitor: monitor.send.encode() or None,
-    "expect": lambda monitor: monitor.expect.encode() or None,
-    "expected_answer": lambda monitor: monitor.expected_answer or None,
-    "ca_pem": lambda monitor: None,  # not a monitor option: the default trust store
-    "policy": lambda monitor: target_policy(),
-}
-# The monitor fields _SPEC_VALUES reads where they differ from the spec field's name.
-_SPEC_SOURCES = {"headers": ("headers", "secret_headers"), "basic_auth": ("basic_auth_username",
-                                                                           "basic_auth_password"),
-                 "ca_pem": (), "policy": ()}
-# The monitor fields a worker reads (smaller rows, fewer packets): enabled, and what any type's spec needs.
-PROBE_FIELDS = tuple(dict.fromkeys(["enabled", *(source for probe_type in PROBE_TYPES
-                                                 for name in spec_fields(probe_type)
-                                                 for source in _SPEC_SOURCES.get(name, (name,)))]))
-
-
-def probe_spec(monitor: Monitor) -> ProbeSpec:
-    """What to probe: the fields the monitor's type reads; the others keep the engine's defaults."""
-    return ProbeSpec(**{name: _SPEC_VALUES[name](monitor) if name in _SPEC_VALUES else getattr(monitor, name)
-                        for name in spec_fields(monitor.type)})
-
 
 def probe_check_now(*, monitor: Monitor) -> str:
     """Queue a probe now and return its task id, which only the monitor's owner can look up."""
@@ -122,7 +89,8 @@ result_writes: Batcher[tuple[int, ProbeRecord], ProbeResult | None] = Batcher(
     shared_errors=(OperationalError, InterfaceError))
 
 
-def probe_run(*, monitor_id: int, task_id: str, manual: bool = False) -> dict[str, Any] | None:
+def probe_run(*, monitor_id: int, task_id: str, manual: bool = False,
+              due: float | None = None, recheck: bool = False) -> dict[str, Any] | None:
     monitor = monitor_reads.run(monitor_id)
     # A scheduled probe sent just before a pause (or delete) is dropped; a manual check still runs.
     if monitor is None or not (monitor.enabled or manual):
@@ -132,7 +100,9 @@ def probe_run(*, monitor_id: int, task_id: str, manual: bool = False) -> dict[st
     probe_observe(probe_type=spec.type, success=outcome.success, seconds=outcome.response_time_ms / 1000,
                   phases=outcome.phases)
     # Returns once the result is committed: the task (acks late) is acknowledged only after that.
-    result = result_writes.run((monitor_id, probe_record(outcome, task_id=task_id or "")))
+    record = probe_record(outcome, task_id=task_id or "", region=settings.LOOKOUT_HOME_REGION,
+                          due=datetime.fromtimestamp(due, UTC) if due is not None else None, recheck=recheck)
+    result = result_writes.run((monitor_id, record))
     if result is None:
         return None
     return {

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lookout.scheduling.regional import REGIONS_KWARG, Regional
+
 if TYPE_CHECKING:  # the publisher builds on entries, not the other way round
     from lookout.scheduling.publisher import Prepared
 
@@ -89,6 +91,7 @@ class Entry:
     wake: float = field(default=NEVER)  # when the scheduler looks at it next: `due`, or a retry of it
     attempts: int = 0  # failed publishes of the current run
     prepared: "Prepared | None" = None  # its part of every message, kept by the publisher
+    regional: Regional | None = None  # a monitor probed from other regions than the home one alone
 
     def schedule_first(self, *, changed_at: float) -> None:
         """Set `due` from the row: the run after the last one, or the first one (catching up is the caller's)."""
@@ -153,6 +156,7 @@ def entry_from_row(row: dict[str, Any], rule: IntervalRule | CalendarRule) -> En
         return None
     if row["one_off"] and row["total_run_count"] > 0:
         return None  # ran already (django-celery-beat would disable it now)
+    regional = kwargs.pop(REGIONS_KWARG, None)
     options: dict[str, Any] = {key: row[key] for key in ("queue", "exchange", "routing_key", "priority")
                                if row[key] is not None and row[key] != ""}
     options["headers"] = {**headers, "periodic_task_name": row["name"]}
@@ -160,6 +164,7 @@ def entry_from_row(row: dict[str, Any], rule: IntervalRule | CalendarRule) -> En
         id=row["id"], name=row["name"], task=row["task"], args=args, kwargs=kwargs, options=options, rule=rule,
         expire_seconds=row["expire_seconds"], expires_at=_timestamp(row["expires"]), one_off=row["one_off"],
         start_time=_timestamp(row["start_time"]), last_due=_timestamp(row["last_run_at"]),
+        regional=Regional.from_kwargs(regional) if regional else None,
     )
     entry.schedule_first(changed_at=_timestamp(row["date_changed"]) or datetime.now(UTC).timestamp())
     return entry

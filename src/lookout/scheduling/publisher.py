@@ -12,15 +12,15 @@ schedule here instead of once per message:
 - py-amqp writes each message to the socket on its own: on AMQP the frames of a batch go out in one write.
 Transports without confirms (the embedded broker of `lookout dev`) count a publish that returned as sent.
 
-A run's task id is derived from the schedule and the run's due time (run_task_id): a run sent again because
-its confirm was lost (a broken connection, a stop that could not wait for it) carries the same id, and workers
-record a task id's result once (lookout.probes.results).
+A run's task id is derived from the schedule, the run's due time and the region (run_task_id): a run sent again
+because its confirm was lost (a broken connection, a stop that could not wait for it) carries the same id, and
+workers record a task id's result once (lookout.probes.results). A monitor probed from several regions gets one
+message per region (lookout.scheduling.regional); its run counts as sent once every region's was confirmed.
 """
 
 import logging
 import math
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +28,12 @@ from typing import Any
 
 from celery import Celery
 from celery.utils.saferepr import saferepr
+from django.conf import settings
 
+from lookout.core.regions import region_queue
 from lookout.observability.metrics import DUE_AT_HEADER
 from lookout.scheduling.entries import NEVER, Entry
+from lookout.scheduling.regional import AGENT_TASK, run_task_id
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +44,6 @@ RECONNECT_PAUSES = (0.5, 1.0, 2.0, 5.0)
 _PLACEHOLDER_ID = "lookout-template-task-id"
 _PLACEHOLDER_EXPIRES = datetime(2100, 1, 1, tzinfo=UTC)
 _ARGSREPR_MAXSIZE = 1024  # Celery's default (Task.argsrepr_maxsize)
-_RUN_IDS = uuid.UUID("5d1f0c1e-6b7a-4c59-9a51-6c6f6f6b6f75")
-
-
-def run_task_id(schedule_id: int, due: float) -> str:
-    """The task id of one run: the same for every send of that run, across retries and restarts.
-
-    The due time counts in 10 ms steps: after a restart it is recomputed from last_run_at (microseconds in the
-    database, then float arithmetic), which can differ from the first computation by a microsecond or so.
-    """
-    return str(uuid.uuid5(_RUN_IDS, f"{schedule_id}:{math.floor(due * 100 + 0.5)}"))
 
 
 class Template:
@@ -143,12 +136,12 @@ class Publisher:
             return [False] * len(entries)
         try:
             producer = self._ensure_producer()
-            messages = []
-            for entry in entries:
-                prepared = entry.prepared or self._prepare(entry)
-                messages.append((prepared.body, prepared.template.message(
-                    prepared, task_id=run_task_id(entry.id, entry.due), due=entry.due,
-                    expires=entry.expires(now=now), now=now)))
+            messages: list[tuple[Any, dict[str, Any]]] = []
+            owners: list[int] = []  # the index of the entry each message is a copy of
+            for index, entry in enumerate(entries):
+                copies = self._messages(entry, now=now)
+                messages += copies
+                owners += [index] * len(copies)
             # Declaring waits for the broker's answer: before the writes are held back for one socket write.
             for _, kwargs in messages:
                 for entity in kwargs.pop("declare", None) or ():
@@ -164,8 +157,11 @@ class Publisher:
                     self._next_tag += 1
             if self._confirms:
                 self._confirms_wait(len(tags))
-            outcomes = [self._outcomes.pop(tag, None) is True for tag in tags] if self._confirms \
+            confirmed = [self._outcomes.pop(tag, None) is True for tag in tags] if self._confirms \
                 else [True] * len(tags)
+            outcomes = [True] * len(entries)
+            for index, ok in zip(owners, confirmed, strict=True):
+                outcomes[index] = outcomes[index] and ok
             if self._failures:
                 logger.info("publishing to the broker again after %d failed attempts", self._failures)
                 self._failures = 0
@@ -178,20 +174,50 @@ class Publisher:
     def close(self) -> None:
         self._drop()
 
+    def _messages(self, entry: Entry, *, now: float) -> list[tuple[Any, dict[str, Any]]]:
+        """The messages of the entry's current run: one, or one per region of a monitor with several."""
+        expires = entry.expires(now=now)
+        regional = entry.regional
+        if regional is None or regional.regions == (settings.LOOKOUT_HOME_REGION,):
+            return [self._home_message(entry, now=now, expires=expires)]
+        messages = []
+        for region in regional.regions:
+            if region == settings.LOOKOUT_HOME_REGION:
+                messages.append(self._home_message(entry, now=now, expires=expires))
+                continue
+            task_id, run = regional.run(region=region, schedule_id=entry.id, due=entry.due,
+                                        expires=None if expires == NEVER else expires)
+            template = self._template(AGENT_TASK, {"queue": region_queue(region)})
+            prepared = Prepared(template, ([], {"run": run}, template.embed),
+                                {**entry.options.get("headers", {}), "argsrepr": "()",
+                                 "kwargsrepr": f"{{'run': monitor {regional.monitor_id} from {region}}}"})
+            messages.append((prepared.body, template.message(prepared, task_id=task_id, due=entry.due,
+                                                             expires=expires, now=now)))
+        return messages
+
+    def _home_message(self, entry: Entry, *, now: float, expires: float) -> tuple[Any, dict[str, Any]]:
+        prepared = entry.prepared or self._prepare(entry)
+        return prepared.body, prepared.template.message(prepared, task_id=run_task_id(entry.id, entry.due),
+                                                        due=entry.due, expires=expires, now=now)
+
     def _prepare(self, entry: Entry) -> Prepared:
-        route = (entry.task, *(entry.options.get(key) for key in ("queue", "exchange", "routing_key", "priority")))
+        template = self._template(entry.task, {key: value for key, value in entry.options.items()
+                                               if key != "headers"})
+        prepared = entry.prepared = template.prepare(entry)
+        return prepared
+
+    def _template(self, task: str, options: dict[str, Any]) -> Template:
+        route = (task, *(options.get(key) for key in ("queue", "exchange", "routing_key", "priority")))
         template = self._templates.get(route)
         if template is None:
             capture = _Capture(self._connection)
-            options = {key: value for key, value in entry.options.items() if key != "headers"}
             # A stand-in for kombu's Producer: send_task only calls its publish() and reads its connection.
-            self.app.send_task(entry.task, [], {}, producer=capture,  # type: ignore[arg-type]
+            self.app.send_task(task, [], {}, producer=capture,  # type: ignore[arg-type]
                                retry=False, task_id=_PLACEHOLDER_ID, expires=_PLACEHOLDER_EXPIRES, **options)
             assert capture.captured is not None
             body, kwargs = capture.captured
             template = self._templates[route] = Template(body, {**kwargs, "retry": False})
-        prepared = entry.prepared = template.prepare(entry)
-        return prepared
+        return template
 
     def _ensure_producer(self) -> Any:
         if self._producer is not None:

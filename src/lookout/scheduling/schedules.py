@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from lookout.core.crontab import crontab_fields
+from lookout.scheduling.regional import REGIONS_KWARG
 
 PROBE_TASK = "lookout.probes.tasks.probe_monitor"
 _SCHEDULE_FIELDS = ["interval", "crontab", "expire_seconds"]
@@ -80,6 +81,25 @@ def schedule_attach(task: PeriodicTask, *, monitor_id: int) -> None:
     task.name = periodic_task_name(monitor_id)
     task.args = json.dumps([monitor_id])
     task.save(update_fields=["name", "args"])
+
+
+def regional_payload(*, monitor_id: int, regions: list[str], spec: dict[str, Any],
+                     sealed: dict[str, str]) -> dict[str, Any]:
+    """What a monitor probed from other regions keeps in its PeriodicTask for beat (lookout.scheduling.regional)."""
+    return {"monitor": monitor_id, "regions": regions, "spec": spec, "sealed": sealed}
+
+
+def schedule_regional(task: PeriodicTask) -> dict[str, Any] | None:
+    """The regional payload the task carries now (None: the home region alone)."""
+    value: dict[str, Any] | None = json.loads(task.kwargs or "{}").get(REGIONS_KWARG)
+    return value
+
+
+def schedule_regional_set(task: PeriodicTask, payload: dict[str, Any] | None) -> None:
+    if payload == schedule_regional(task):
+        return
+    task.kwargs = json.dumps({REGIONS_KWARG: payload} if payload else {})
+    task.save(update_fields=["kwargs"])
 
 
 def schedule_change(task: PeriodicTask, *, interval: int | None, cron: str | None, tz: str) -> None:

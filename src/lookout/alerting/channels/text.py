@@ -17,7 +17,8 @@ def message_subject(message: Message) -> str:
     payload = message.payload
     name = (payload.get("monitor") or {}).get("name", "")
     if message.event == "monitor.down":
-        return f"DOWN: {name}"
+        confirmed = (payload.get("incident") or {}).get("confirmed")
+        return f"DOWN: {name} ({confirmed})" if confirmed else f"DOWN: {name}"
     if message.event == "monitor.up":
         return f"UP: {name} (down for {_duration(payload['incident']['duration_seconds'])})"
     if message.event == "tls.expiring":
@@ -42,6 +43,8 @@ def message_lines(message: Message) -> list[str]:
             lines.append(f"Up again: {incident['ended_at']} (down for {_duration(incident['duration_seconds'])})")
         if incident.get("cause"):
             lines.append(f"Cause: {incident['cause']}")
+        if incident.get("confirmed"):
+            lines.append(f"Confirmed: {incident['confirmed']}")
     certificate = payload.get("certificate")
     if certificate:
         lines.append(f"Certificate expires: {certificate.get('not_after')} ({certificate.get('days_left')} days left)")

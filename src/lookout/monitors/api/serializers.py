@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
@@ -91,6 +92,12 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
     recovery_threshold = StrictIntegerField(min_value=BOUNDS["recovery_threshold"][0],
                                             max_value=BOUNDS["recovery_threshold"][1], required=False,
                                             help_text="Successful probes in a row before it is up again (default 1).")
+    regions = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, max_length=32,
+        help_text="Regions to probe from (names of LOOKOUT_REGIONS); empty or absent: the home region.")
+    confirm = StrictIntegerField(min_value=1, allow_null=True, required=False,
+                                 help_text="How many of its regions must fail a round before it is down; "
+                                           "null: a majority (1 for a single region).")
     channels = OwnedChannelsField(many=True, required=False,
                                   help_text="Ids of your channels to alert (your default channels are alerted too).")
     push_url = serializers.SerializerMethodField(help_text="push: where the target sends its heartbeats.")
@@ -108,7 +115,7 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
                   "basic_auth_username", "basic_auth_password", "basic_auth_password_set", "follow_redirects",
                   "max_redirects", "max_body_bytes", "ip_version", "verify_tls", "tls_expiry_days", "conditions",
                   "send", "expect", "record_type", "expected_answer", "grace", "failure_threshold",
-                  "recovery_threshold", "channels", "push_url", "enabled", "status",
+                  "recovery_threshold", "regions", "confirm", "channels", "push_url", "enabled", "status",
                   "last_checked_at", "last_response_time_ms", "last_phases", "tls_expires_at", "created_at",
                   "updated_at"]
         read_only_fields = ["id", "enabled", "status", "last_checked_at", "last_response_time_ms", "created_at",
@@ -132,17 +139,23 @@ class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
     phases = serializers.DictField(child=serializers.FloatField(),
                                    help_text="Milliseconds per phase: dns, connect, tls, processing, transfer.")
     tls = serializers.DictField(allow_null=True, help_text="Certificate facts, when TLS was spoken.")
+    region = serializers.SerializerMethodField(help_text="The region that probed.")
 
     class Meta:
         model = ProbeResult
         fields = ["id", "monitor", "checked_at", "success", "status_code", "response_time_ms", "error", "task_id",
-                  "phases", "tls", "failed_condition"]
+                  "phases", "tls", "failed_condition", "region"]
+
+    def get_region(self, result: ProbeResult) -> str:
+        return result.region or settings.LOOKOUT_HOME_REGION  # stored before regions existed: the home region's
 
 
 class ResultFilterSerializer(serializers.Serializer[Any]):
     monitor = StrictIntegerField(required=False, min_value=1, help_text="Only this monitor's results.")
     success = serializers.BooleanField(required=False, help_text="Only successes (true) or failures (false).")
     since = serializers.DateTimeField(required=False, help_text="Only results checked at or after this time.")
+    region = serializers.ChoiceField(choices=settings.LOOKOUT_REGIONS, required=False,
+                                     help_text="Only results from this region (a name of LOOKOUT_REGIONS).")
 
 
 class CheckQueuedSerializer(serializers.Serializer[Any]):

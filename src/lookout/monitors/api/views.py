@@ -105,7 +105,8 @@ class ResultViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[ProbeResult])
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
         return selectors.result_list(owner=request_owner(self.request), monitor_id=params.get("monitor"),
-                                     success=params.get("success"), since=params.get("since"))
+                                     success=params.get("success"), since=params.get("since"),
+                                     region=params.get("region"))
 
 
 @extend_schema(parameters=[EventFilterSerializer])
