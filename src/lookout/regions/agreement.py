@@ -113,7 +113,7 @@ def _change(monitor: Monitor, current: dict[str, Any], decided: str, *, suspects
     counted = _counted(monitor, suspects=suspects)
     failed = tuple(region for region in counted if current["votes"].get(region) is False)
     return monitor_state_after(monitor=monitor, base=_state_from_json(current["base"]), success=decided == OK,
-                               checked_at=checked_at, degraded=bool(failed), regions=failed,
+                               checked_at=checked_at, degraded=decided == OK and bool(failed), regions=failed,
                                regions_total=len(counted))
 
 
