@@ -44,6 +44,17 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "bundled-off": {**EXTERNAL, "networkPolicy": {"enabled": False}},
     "migration-hooks": {**EXTERNAL, "migrations": {"useHelmHooks": True}},
     "beat-standby": {"beat": {"replicas": 2}},
+    "regions": {"regions": ["home", "eu-west", "us-east"],
+                "regionWorkers": [{"region": "eu-west", "replicas": 2}, {"region": "us-east"}]},
+    "agent-only": {"agent": {"enabled": True, "region": "eu-west",
+                             "broker": {"url": "amqps://eu-west:pw@mq.example.com:5671/lookout"},
+                             "regionKey": {"value": "region-key"}}},
+    "agent-existing-secrets": {"agent": {"enabled": True, "region": "eu-west",
+                                         "broker": {"existingSecret": "lookout-eu-broker"},
+                                         "regionKey": {"existingSecret": "lookout-eu-key"},
+                                         "networkPolicy": {"targetExcept": ["10.0.0.0/8", "fd00::/8"]}},
+                               "monitoring": {key: {"enabled": True} for key in
+                                              ("serviceMonitor", "podMonitor", "prometheusRule", "grafanaDashboards")}},
 }
 
 
