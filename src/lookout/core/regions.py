@@ -9,6 +9,7 @@ sent (another monitor, another region, another run).
 
 import hashlib
 import hmac
+import json
 
 from django.conf import settings
 
@@ -33,9 +34,17 @@ def _token_key() -> bytes:
     return hashlib.sha256(b"lookout-run-token:" + _material().encode()).digest()
 
 
-def run_token(*, monitor_id: int, region: str, task_id: str) -> str:
-    return hmac.new(_token_key(), f"{monitor_id}|{region}|{task_id}".encode(), hashlib.sha256).hexdigest()
+def run_token(*, monitor_id: int, region: str, task_id: str, due: float | None = None) -> str:
+    """The MAC of one run sent to one region (its due time too: a result cannot claim another round)."""
+    message = f"{monitor_id}|{region}|{task_id}|{'' if due is None else repr(float(due))}"
+    return hmac.new(_token_key(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def run_token_valid(*, monitor_id: int, region: str, task_id: str, token: str) -> bool:
-    return hmac.compare_digest(run_token(monitor_id=monitor_id, region=region, task_id=task_id), token)
+def run_token_valid(*, monitor_id: int, region: str, task_id: str, due: float | None, token: str) -> bool:
+    return hmac.compare_digest(run_token(monitor_id=monitor_id, region=region, task_id=task_id, due=due), token)
+
+
+def secrets_digest(*, monitor_id: int, secrets: object) -> str:
+    """A MAC of a monitor's secrets (JSON-ready): tells whether they changed without keeping them in the clear."""
+    message = f"secrets|{monitor_id}|{json.dumps(secrets, sort_keys=True)}"
+    return hmac.new(_token_key(), message.encode(), hashlib.sha256).hexdigest()

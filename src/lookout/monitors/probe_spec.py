@@ -2,7 +2,6 @@
 the monitor), and for other regions the public part and the secrets sealed to each region's key, stored in the
 monitor's PeriodicTask so beat can send them (lookout.scheduling.regional)."""
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ from django.conf import settings
 from lookout.agent.keys import secrets_seal
 from lookout.agent.runs import spec_json
 from lookout.core.encryption import secret_decrypt, secret_headers_decrypt
-from lookout.core.regions import region_key, run_token
+from lookout.core.regions import region_key, secrets_digest
 from lookout.core.target_policy import target_policy
 from lookout.monitors.models import Monitor
 from lookout.monitors.rules import monitor_regions
@@ -68,8 +67,7 @@ def regional_payload(monitor: Monitor, *, current: dict[str, Any] | None) -> dic
     secret_headers = secret_headers_decrypt(monitor.secret_headers)
     password = secret_decrypt(monitor.basic_auth_password)
     basic_auth = (monitor.basic_auth_username, password) if monitor.basic_auth_username else None
-    digest = run_token(monitor_id=monitor.pk, region="*", task_id=json.dumps([secret_headers, basic_auth],
-                                                                            sort_keys=True))
+    digest = secrets_digest(monitor_id=monitor.pk, secrets=[secret_headers, basic_auth])
     spec = spec_json(public)
     if current and current.get("regions") == regions and current.get("spec") == spec and \
             current.get("secrets") == digest:

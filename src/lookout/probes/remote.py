@@ -7,6 +7,7 @@ and logged; it is never retried, since it would be refused again.
 """
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from lookout.core.regions import run_token_valid
 from lookout.monitors.models import RegionWorker
-from lookout.probes.results import ProbeRecord
+from lookout.probes.results import REDELIVERY_WINDOW, ProbeRecord
 from lookout.probes.services import result_writes
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,12 @@ def _record(value: dict[str, Any]) -> tuple[int, ProbeRecord]:
         raise ResultRefused("monitor, region and task_id are missing or of the wrong type")
     if region not in settings.LOOKOUT_REGIONS or region == settings.LOOKOUT_HOME_REGION:
         raise ResultRefused(f"region {region!r} is not another region of this installation")
-    if not run_token_valid(monitor_id=monitor_id, region=region, task_id=task_id, token=str(value["token"])):
+    due = float(value["due"]) if value.get("due") is not None else None
+    if not run_token_valid(monitor_id=monitor_id, region=region, task_id=task_id, due=due, token=str(value["token"])):
         raise ResultRefused(f"monitor {monitor_id}'s run {task_id} was not sent to region {region!r}")
+    # Older than the window in which a task id is recorded once: a replay, not a late result.
+    if due is None or due < time.time() - REDELIVERY_WINDOW.total_seconds():
+        raise ResultRefused(f"run {task_id} is not a recent run")
     tls_not_after = value.get("tls_not_after")
     return monitor_id, ProbeRecord(
         checked_at=_moment(value["checked_at"]), success=bool(value["success"]),
@@ -74,7 +79,7 @@ def _record(value: dict[str, Any]) -> tuple[int, ProbeRecord]:
         tls=value.get("tls") or None, tls_not_after=_moment(tls_not_after) if tls_not_after else None,
         tls_fingerprint=str(value.get("tls_fingerprint") or ""),
         failed_condition=str(value.get("failed_condition") or ""), region=region,
-        due=datetime.fromtimestamp(float(value["due"]), UTC) if value.get("due") is not None else None,
+        due=datetime.fromtimestamp(due, UTC),
         recheck=bool(value.get("recheck")),
     )
 

@@ -58,5 +58,5 @@ class Regional:
         return task_id, {
             "monitor": self.monitor_id, "region": region, "due": due, "expires": expires, "task_id": task_id,
             "spec": self.spec, "sealed": self.sealed.get(region, ""), "recheck": recheck,
-            "token": run_token(monitor_id=self.monitor_id, region=region, task_id=task_id),
+            "token": run_token(monitor_id=self.monitor_id, region=region, task_id=task_id, due=due),
         }
