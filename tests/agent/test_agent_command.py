@@ -32,6 +32,10 @@ def test_an_agent_without_a_region_refuses_naming_the_variable():
     ({"CELERY_BROKER_URL": "amqp://x", "LOOKOUT_REGION_KEY_FILE": "/nonexistent"}, "LOOKOUT_REGION_KEY_FILE="),
     ({"CELERY_BROKER_URL": "amqp://x", "LOOKOUT_REGION_KEY": KEY, "LOOKOUT_ALLOW_PRIVATE_TARGETS": "maybe"},
      "LOOKOUT_ALLOW_PRIVATE_TARGETS='maybe' is not a boolean"),
+    ({"CELERY_BROKER_URL": "amqp://x", "LOOKOUT_REGION_KEY": KEY, "LOOKOUT_TARGET_ALLOWLIST": "10.0.0.0/33"},
+     "LOOKOUT_TARGET_ALLOWLIST: "),
+    ({"CELERY_BROKER_URL": "amqp://x", "LOOKOUT_REGION_KEY": KEY, "LOOKOUT_LOG_FORMAT": "xml"},
+     "LOOKOUT_LOG_FORMAT='xml' must be"),
 ])
 def test_an_agent_names_the_missing_or_bad_variable_in_one_line_needing_no_database(env, message):
     done = run_lookout("agent", "--region", "eu-west", **env)
@@ -94,7 +98,8 @@ def test_the_agent_imports_no_django_and_nothing_of_the_home_side():
     # settings, no apps, no database) is kombu's, not the agent's.
     code = ("import sys, lookout.agent.app, lookout.agent.tasks\n"
             "allowed = ('lookout.agent', 'lookout.probes.engine', 'lookout.observability.metrics',"
-            " 'lookout.observability.liveness', 'lookout.environment', 'lookout.batching')\n"
+            " 'lookout.observability.liveness', 'lookout.observability.logging', 'lookout.environment',"
+            " 'lookout.batching')\n"
             "kombu_s = ('django', 'django.utils', 'django.utils.functional', 'django.utils.regex_helper',"
             " 'django.utils.version')\n"
             "print(sorted(m for m in sys.modules if (m.split('.')[0] == 'django' and m not in kombu_s)"

@@ -173,3 +173,34 @@ def test_an_agent_needs_only_the_contract_s_broker_permissions(tmp_path, home, h
                          key=region_key_derive(MATERIAL, region))
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True, timeout=60)
+
+
+def test_a_run_whose_result_cannot_be_sent_goes_back_to_its_queue_and_is_sent_later(tmp_path, home, http_target,
+                                                                                    broker_url, region):
+    key = region_key_derive(MATERIAL, region)
+    agent, log, _ = agent_start(tmp_path, broker_url=broker_url, region=region, key=key)
+    try:
+        home.messages("lookout.probes.remote.worker_seen", timeout=60)
+        # No `results` exchange (home has not declared it yet): the broker refuses the result, not the run.
+        home.results.close()
+        with Connection(broker_url) as admin:
+            durable_queue("results")(admin.default_channel).delete()
+            Exchange("results")(admin.default_channel).delete()
+        run = run_of(http_target.url, region, key)
+        home.run_send(run)
+        wait_until(lambda: "the run goes back to its queue" in log.read_text(), timeout=20, what="a failed send")
+
+        with Connection(broker_url) as again:
+            durable_queue("results")(again.default_channel).declare()
+            home.results = again.SimpleQueue(durable_queue("results"))
+            message = home.messages("lookout.probes.remote.results_record", timeout=30)[0]
+            message_body = message.decode()
+
+        [result] = message_body[1]["results"]
+        assert (result["task_id"], result["success"]) == (run["task_id"], True)
+        assert len(http_target.hits) >= 2  # probed again once delivered again
+    except BaseException:
+        print(log_tail(log))
+        raise
+    finally:
+        processes_stop([agent])

@@ -6,10 +6,11 @@ broker user needs no rights beyond the region's queue and publishing to `results
 """
 
 import logging
+import logging.config
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import setup_logging, worker_init
 from kombu import Exchange, Queue
 from prometheus_client import start_http_server
 
@@ -17,6 +18,7 @@ from lookout.agent import context
 from lookout.agent.settings import agent_settings
 from lookout.agent.tasks import in_flight
 from lookout.observability.liveness import consumer_state, kombu_retry_sleep_cooperative
+from lookout.observability.logging import logging_config
 from lookout.observability.metrics import region_series_initialize, worker_series_initialize
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,12 @@ app.conf.update(
     worker_hijack_root_logger=False,
     worker_consumer="lookout.observability.liveness:LookoutConsumer",
 )
+
+
+@setup_logging.connect
+def agent_logging(**_: Any) -> None:
+    """Connected, it replaces Celery's own logging setup: the home worker's format (LOOKOUT_LOG_FORMAT)."""
+    logging.config.dictConfig(logging_config(log_format=settings.log_format, level=settings.log_level))
 
 
 @worker_init.connect

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from lookout.agent.keys import SecretsRefused, secrets_open, secrets_seal
 from lookout.environment import EnvironmentInvalid, env_bool, env_cidrs, env_int, env_required, env_str
+from lookout.observability.logging import LOG_FORMATS
 from lookout.probes.engine import TargetPolicy
 
 REGION_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -19,6 +20,8 @@ class AgentSettings:
     policy: TargetPolicy
     metrics_port: int
     metrics_host: str
+    log_format: str
+    log_level: str
 
 
 def region_name_check(name: str, variable: str = "LOOKOUT_REGION") -> str:
@@ -44,4 +47,12 @@ def agent_settings() -> AgentSettings:
         metrics_port=env_int("LOOKOUT_METRICS_PORT", DEFAULT_METRICS_PORT, minimum=0),
         # Every interface by default, as a container needs for its kubelet probes (as the worker's).
         metrics_host=env_str("LOOKOUT_METRICS_HOST") or "0.0.0.0",
+        log_format=_log_format(), log_level=env_str("LOOKOUT_LOG_LEVEL") or "INFO",
     )
+
+
+def _log_format() -> str:
+    log_format = (env_str("LOOKOUT_LOG_FORMAT") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise EnvironmentInvalid(f"LOOKOUT_LOG_FORMAT={log_format!r} must be 'text' or 'json'")
+    return log_format
