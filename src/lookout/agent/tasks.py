@@ -54,7 +54,8 @@ def region_probe(self: Task[Any, Any], run: dict[str, Any]) -> None:
     context = current()
     in_flight.add(1)
     try:
-        schedule_lag_observe(run.get("due"))
+        if not (self.request.delivery_info or {}).get("redelivered"):  # as at home: a first attempt's lag only
+            schedule_lag_observe(run.get("due"))
         try:
             if run.get("region") != context.region:
                 raise RunInvalid(f"a run for region {run.get('region')!r} reached a prober of {context.region!r}")
