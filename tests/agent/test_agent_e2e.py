@@ -20,6 +20,7 @@ from lookout.agent.keys import region_key_derive, secrets_seal
 from lookout.agent.runs import spec_json
 from lookout.probes.engine import ProbeSpec
 from support.stack import LOOKOUT, base_environment, free_port, log_tail, processes_stop, wait_until
+from support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -204,3 +205,30 @@ def test_a_run_whose_result_cannot_be_sent_goes_back_to_its_queue_and_is_sent_la
         raise
     finally:
         processes_stop([agent])
+
+
+def test_an_agent_rides_out_a_broker_outage_and_probes_what_waited(tmp_path, home, http_target, broker_url, region):
+    key = region_key_derive(MATERIAL, region)
+    parts = urlsplit(broker_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    agent, log, _ = agent_start(tmp_path, broker_url=proxy.through(broker_url), region=region, key=key)
+    try:
+        home.messages("lookout.probes.remote.worker_seen", timeout=60)
+        proxy.cut()
+        run = run_of(http_target.url, region, key)
+        home.run_send(run)  # home's own connection: the run waits in the region's queue
+        time.sleep(5)
+        assert agent.poll() is None, log_tail(log)
+        proxy.restore()
+
+        message = home.messages("lookout.probes.remote.results_record", timeout=60)[0]
+
+        assert message.decode()[1]["results"][0]["task_id"] == run["task_id"]
+        # The heartbeat resumes on the new connection too (at most 15 s after its last attempt).
+        home.messages("lookout.probes.remote.worker_seen", timeout=30)
+    except BaseException:
+        print(log_tail(log, 20000))
+        raise
+    finally:
+        processes_stop([agent])
+        proxy.close()

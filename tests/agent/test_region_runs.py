@@ -68,7 +68,7 @@ def test_a_run_sealed_under_another_region_s_key_is_refused():
 
 
 @pytest.mark.parametrize("broken", [{"spec": None}, {"spec": {"type": "http"}}, {"spec": {"url": "x", "timeout": []}},
-                                    {"sealed": "not-a-token"}])
+                                    {"sealed": "not-a-token"}, {"monitor": None}, {"monitor": "7"}])
 def test_a_malformed_run_is_refused(broken):
     run = {**run_of(ProbeSpec("https://example.com/")), **broken}
 

@@ -38,6 +38,8 @@ def spec_json(spec: ProbeSpec) -> dict[str, Any]:
 
 def run_spec(run: Mapping[str, Any], *, key: str, policy: TargetPolicy, user_agent: str) -> ProbeSpec:
     """What to probe for this RUN: its public spec with its opened secrets, under this prober's policy."""
+    if not isinstance(run.get("monitor"), int) or isinstance(run.get("monitor"), bool):
+        raise RunInvalid(f"malformed run: monitor {run.get('monitor')!r} is not a monitor id")
     try:
         public = run["spec"]
         # Fields of a newer home are left out rather than refusing every run until the agent is upgraded.
