@@ -144,3 +144,24 @@ def test_a_failed_publish_fails_every_caller_of_its_batch():
     errors = publish_at_once(ResultPublisher(SlowApp(fail=True)), 4)  # type: ignore[arg-type]
 
     assert all(isinstance(error, ConnectionError) for error in errors)
+
+
+def test_inside_the_django_worker_s_app_a_result_goes_to_results_as_from_an_agent(region, http_target):
+    """`lookout worker --region X` runs the same task on the home Celery app: its results take the same way."""
+    from kombu import Connection, Exchange, Queue
+
+    from lookout.config.celery_app import app
+
+    queue = Queue("results", Exchange("results", type="direct", durable=True), routing_key="results", durable=True)
+    with Connection(app.conf.broker_url) as connection:
+        queue(connection.default_channel).declare()
+        queue(connection.default_channel).purge()
+        run = run_of(http_target.url)
+
+        tasks.region_probe.apply(kwargs={"run": run})  # apply: the task as a worker runs it, bound to this app
+
+        message = connection.SimpleQueue(queue).get(timeout=10)
+        message.ack()
+    assert message.headers["task"] == RESULTS_TASK
+    assert message.properties["delivery_mode"] == 2
+    assert message.decode()[1]["results"][0]["task_id"] == "task-3"
