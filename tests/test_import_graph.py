@@ -108,9 +108,14 @@ def _layer(module: str) -> str:
 # and accounts (users' API tokens) beside core: every app's API authenticates through it, it imports no domain app.
 ALLOWED: dict[str, set[str]] = {
     "lookout": set(),
+    # Django-free building blocks that the region agent shares with the Django side.
+    "lookout.environment": set(),
+    "lookout.batching": set(),
     "lookout.probes.engine": {"lookout"},
-    "lookout.config": set(),
-    "lookout.agent": {"lookout", "lookout.probes.engine", "lookout.observability"},
+    # The database-less region agent: no Django, nothing of the home side.
+    "lookout.agent": {"lookout", "lookout.environment", "lookout.batching", "lookout.probes.engine",
+                      "lookout.observability"},
+    "lookout.config": {"lookout.environment"},
     "lookout.core": {"lookout.probes.engine", "lookout.agent"},
     "lookout.api": {"lookout.core"},
     "lookout.accounts": {"lookout.core"},
@@ -123,8 +128,8 @@ ALLOWED: dict[str, set[str]] = {
     "lookout.regions": {"lookout.config", "lookout.core", "lookout.probes.engine", "lookout.monitors",
                         "lookout.alerting", "lookout.observability", "lookout.scheduling"},
     "lookout.probes": {"lookout.config", "lookout.core", "lookout.probes.engine", "lookout.monitors",
-                       "lookout.scheduling", "lookout.alerting", "lookout.observability", "lookout.regions",
-                       "lookout.agent"},
+                       "lookout.scheduling", "lookout.alerting", "lookout.observability", "lookout.batching",
+                       "lookout.agent", "lookout.regions"},
     "lookout.stats": {"lookout.core", "lookout.monitors", "lookout.alerting", "lookout.probes", "lookout.regions"},
 }
 # The API layers compose the apps beneath them and the shared plumbing; the entry points may import anything.

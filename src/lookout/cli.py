@@ -1,4 +1,4 @@
-"""The `lookout` command: migrate | api | worker | beat | manage | dev.
+"""The `lookout` command: migrate | api | worker | agent | beat | manage | dev.
 
 Server subcommands replace this process (exec) with gunicorn or Celery, so signals reach them directly.
 """
@@ -13,9 +13,13 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from lookout.agent.settings import agent_settings, region_name_check
 from lookout.dev import DEV_BIND, DEV_DATA_DIR, dev_data_dir_find, dev_environment, dev_run
+from lookout.environment import EnvironmentInvalid, env_list
 
 CELERY_APP = "lookout.config.celery_app"
+AGENT_APP = "lookout.agent.app"
+HOME_QUEUES = "probes,alerts,celery"
 SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
 DEFAULT_CONCURRENCY = 50
 # Database connections per worker process. Probes hold none: they read their monitors and write their results
@@ -44,7 +48,7 @@ def settings_check() -> None:
     from inside gunicorn, Celery or Django."""
     try:
         importlib.import_module("lookout.config.settings")
-    except ImproperlyConfigured as exc:
+    except (ImproperlyConfigured, EnvironmentInvalid) as exc:
         raise ConfigurationMissing(f"lookout: {exc}") from None
 
 
@@ -118,9 +122,34 @@ def worker_concurrency() -> int:
     return int(value)
 
 
+def home_region() -> str:
+    """The first of LOOKOUT_REGIONS (the contract's rule), read without Django."""
+    return next(iter(env_list("LOOKOUT_REGIONS")), "home")
+
+
+def _region(args: argparse.Namespace) -> str:
+    """--region, else LOOKOUT_REGION, else the home region; exported, so the started process reads the same."""
+    region = args.region or os.environ.get("LOOKOUT_REGION") or home_region()
+    try:
+        region_name_check(region, "--region" if args.region else "LOOKOUT_REGION")
+    except EnvironmentInvalid as exc:
+        raise ConfigurationMissing(f"lookout: {exc}") from None
+    os.environ["LOOKOUT_REGION"] = region
+    return region
+
+
+def worker_queues(args: argparse.Namespace) -> str:
+    """A worker of another region than home's consumes only its region's runs."""
+    region = _region(args)
+    if args.queues:
+        return str(args.queues)
+    return HOME_QUEUES if region == home_region() else f"probes.{region}"
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     require_env("DATABASE_URL", "CELERY_BROKER_URL")
     concurrency = worker_concurrency()
+    queues = worker_queues(args)
     settings_check()
     # Celery closes Django's connection at every task start and end; pooled, close() hands it back instead of
     # tearing down a Postgres backend each time (it was twice per probe before probes wrote in batches).
@@ -130,8 +159,28 @@ def cmd_worker(args: argparse.Namespace) -> None:
     # for green pools waits 100 ms on the idle event connection after every message, capping a worker at ten
     # messages (probes, alert deliveries) a second. Nothing reads those events; mingle and gossip are off too.
     _exec([sys.executable, "-m", "celery", "-A", CELERY_APP, "worker", "-P", "gevent",
-           "-c", str(concurrency), "-Q", args.queues, "--without-gossip", "--without-mingle",
+           "-c", str(concurrency), "-Q", queues, "--without-gossip", "--without-mingle",
            "--without-heartbeat", "-n", args.name, "-l", args.loglevel])
+
+
+def cmd_agent(args: argparse.Namespace) -> None:
+    """The database-less region agent: the broker, the region and its key are all it needs (no Django setup)."""
+    if not (args.region or os.environ.get("LOOKOUT_REGION")):
+        raise ConfigurationMissing("lookout agent: LOOKOUT_REGION is not set (or --region): the region this agent "
+                                   "probes, one of the home installation's LOOKOUT_REGIONS")
+    region = _region(args)
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigurationMissing(f"lookout agent: -c {args.concurrency} must be a positive integer")
+    concurrency = args.concurrency or worker_concurrency()
+    try:
+        agent_settings()  # every variable checked here: one line, not a traceback from inside Celery
+    except EnvironmentInvalid as exc:
+        raise ConfigurationMissing(f"lookout agent: {exc}") from None
+    # As the worker (cmd_worker): gevent patches first; no events, gossip or mingle, and (the app's settings) no
+    # remote control, so nothing but probes.<region> is declared.
+    _exec([sys.executable, "-m", "celery", "-A", AGENT_APP, "worker", "-P", "gevent",
+           "-c", str(concurrency), "-Q", f"probes.{region}", "--without-gossip", "--without-mingle",
+           "--without-heartbeat", "-n", args.name.replace("%r", region), "-l", args.loglevel])
 
 
 def cmd_beat(args: argparse.Namespace) -> None:
@@ -163,11 +212,22 @@ def parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run probes (Celery, gevent pool; LOOKOUT_WORKER_CONCURRENCY)")
-    worker.add_argument("--queues", default="probes,alerts,celery",
-                        help="queues to consume (default probes,alerts,celery)")
+    worker.add_argument("--queues", default=None,
+                        help=f"queues to consume (default {HOME_QUEUES}; in another region: probes.REGION)")
+    worker.add_argument("--region", default=None,
+                        help="the region this worker probes (default LOOKOUT_REGION, else the home region)")
     worker.add_argument("--name", default="lookout-worker@%h", help="Celery node name")
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=cmd_worker)
+
+    agent = sub.add_parser("agent", help="probe a region's runs without a database (CELERY_BROKER_URL, "
+                                         "LOOKOUT_REGION_KEY)")
+    agent.add_argument("--region", default=None, help="the region this agent probes (default LOOKOUT_REGION)")
+    agent.add_argument("-c", "--concurrency", type=int, default=None,
+                       help=f"probes at once (default LOOKOUT_WORKER_CONCURRENCY, else {DEFAULT_CONCURRENCY})")
+    agent.add_argument("--name", default="lookout-agent-%r@%h", help="Celery node name (%%r: the region)")
+    agent.add_argument("--loglevel", default="INFO")
+    agent.set_defaults(func=cmd_agent)
 
     beat = sub.add_parser("beat", help="send due probes (run exactly one)")
     beat.add_argument("--loglevel", default="INFO")

@@ -22,3 +22,23 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
         return json.dumps(entry)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def logging_config(*, log_format: str, level: str) -> dict[str, object]:
+    """The dictConfig of a process's logging: one console handler on the root logger, as text or JSON lines.
+
+    The agent applies it (no Django settings there); it is the same shape as settings.LOGGING.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+            "json": {"()": "lookout.observability.logging.JsonFormatter"},
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format}},
+        "root": {"handlers": ["console"], "level": level},
+    }

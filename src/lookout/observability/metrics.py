@@ -56,6 +56,26 @@ def probe_observe(*, probe_type: str, success: bool, seconds: float, phases: Map
             PROBE_PHASE_DURATION.labels(phase=phase).observe(phase_seconds)
 
 
+# --- region probers: runs taken from a region's queue (label `region`: the configured names, a handful) ---------
+
+REGION_RUN_OUTCOMES = ("probed", "refused", "unsent")
+REGION_RUNS = Counter(
+    "lookout_region_runs",
+    "Runs of a region's queue this prober took: probed (result confirmed by the broker), refused (malformed, "
+    "for another region, or sealed under another key) or unsent (result not published: the run is requeued).",
+    ["region", "outcome"],
+)
+
+
+def region_run_observe(*, region: str, outcome: str) -> None:
+    REGION_RUNS.labels(region=region, outcome=outcome).inc()
+
+
+def region_series_initialize(region: str) -> None:
+    for outcome in REGION_RUN_OUTCOMES:
+        REGION_RUNS.labels(region=region, outcome=outcome)
+
+
 # --- workers: tasks (label `task`: the registered task name, a fixed handful) -------------------------------
 
 TASK_FAILURES = Counter("lookout_task_failures", "Tasks that raised (after their last retry).", ["task"])

@@ -1,151 +1,23 @@
-"""Group commit: what many probes in flight read and write, as one query or one transaction at a time.
+"""The home worker's batchers (lookout.batching) give their database connection back when idle or after a failure."""
 
-A worker runs hundreds of probes at once, one greenlet each. Each used to read its monitor and record its
-result with database round trips of its own, and those round trips (and compiling their SQL) were most of a
-probe's CPU (bench/README.md, "Worker"). A Batcher takes every item submitted while its previous batch ran,
-hands them to its handler as one list in a thread of its own (a greenlet under gevent), and wakes each caller
-with its own outcome once the handler returned: for a write, once the batch committed, so a task that is
-acknowledged after it returned (acks late) is durable. Batches grow with the load and need no timer: one
-item waits for nothing but the batch in progress.
-"""
-
-import os
-import queue
-import threading
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from django.db import connection
+
+from lookout import batching
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 
-class _Call(Generic[Item, Outcome]):
-    """One caller's item, and the lock it waits on until its outcome is in (cheaper than a Future)."""
-
-    __slots__ = ("item", "outcome", "error", "done", "_ready")
-
-    def __init__(self, item: Item) -> None:
-        self.item = item
-        self.outcome: Outcome | None = None
-        self.error: BaseException | None = None
-        self.done = False
-        self._ready = threading.Lock()
-        self._ready.acquire()
-
-    def finish(self, outcome: Outcome | None = None, error: BaseException | None = None) -> None:
-        self.outcome, self.error, self.done = outcome, error, True
-        self._ready.release()
-
-    def wait(self) -> Outcome:
-        self._ready.acquire()
-        if self.error is not None:
-            raise self.error
-        return self.outcome  # type: ignore[return-value]
+def _connection_release() -> None:
+    # Looked up at each call: `connection` is the calling thread's (the batch thread's), not the creator's.
+    connection.close()
 
 
-class Batcher(Generic[Item, Outcome]):
-    """Runs `handle(items) -> outcomes` (one per item, in order) over the items callers submit, batch by batch.
-
-    `threads` batches run at once (each with a database connection of its own); a batch takes at most
-    `max_size` items. When the handler raises, each item is handled again alone, so one bad item fails its own
-    caller only; except for `shared_errors` (the database is unreachable, say), which are every item's: each
-    caller gets the error at once, rather than one more wait for the database per item.
-    """
-
+class Batcher(batching.Batcher[Item, Outcome]):
     def __init__(self, handle: Callable[[list[Item]], Sequence[Outcome]], *, name: str, threads: int = 1,
                  max_size: int = 100, shared_errors: tuple[type[Exception], ...] = ()) -> None:
-        self._handle = handle
-        self._name = name
-        self._threads = threads
-        self._max_size = max_size
-        self._shared_errors = shared_errors
-        self._queue: queue.SimpleQueue[_Call[Item, Outcome]] = queue.SimpleQueue()
-        self._start_lock = threading.Lock()
-        self._running = 0
-        os.register_at_fork(after_in_child=self._forked)
-
-    def run(self, item: Item) -> Outcome:
-        """Submit one item and wait for its outcome; the handler's exception for this item is raised here."""
-        call: _Call[Item, Outcome] = _Call(item)
-        self._queue.put(call)
-        if self._running < self._threads:  # first use, a thread died, or a forked child
-            self._start()
-        return call.wait()
-
-    def run_many(self, items: list[Item]) -> list[Outcome]:
-        """Submit several items at once (they may share a batch) and wait for all; the first error is raised."""
-        calls: list[_Call[Item, Outcome]] = [_Call(item) for item in items]
-        for call in calls:
-            self._queue.put(call)
-        if self._running < self._threads:
-            self._start()
-        outcomes: list[Outcome] = []
-        error: BaseException | None = None
-        for call in calls:  # every call waited for: none may still be running when the caller gives up
-            try:
-                outcomes.append(call.wait())
-            except BaseException as exc:
-                error = error or exc
-        if error is not None:
-            raise error
-        return outcomes
-
-    def _forked(self) -> None:
-        # The child has none of the parent's threads; it starts its own, and takes no batch half-taken there.
-        self._running = 0
-        self._start_lock = threading.Lock()
-        self._queue = queue.SimpleQueue()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            while self._running < self._threads:
-                self._running += 1
-                threading.Thread(target=self._loop, name=f"{self._name}-{self._running}", daemon=True).start()
-
-    def _loop(self) -> None:
-        try:
-            while True:
-                batch = [self._queue.get()]
-                while len(batch) < self._max_size:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                try:
-                    failed = self._process(batch)
-                except BaseException as exc:  # this thread is being killed: no caller may wait forever
-                    for call in batch:
-                        if not call.done:
-                            call.finish(error=exc)
-                    raise
-                if failed or self._queue.empty():
-                    # Idle: the connection goes back to the pool. After a failure: it may be broken, get another.
-                    connection.close()
-        finally:
-            self._running -= 1
-
-    def _process(self, batch: list[_Call[Item, Outcome]]) -> bool:
-        """Hand the batch to the handler and give each caller its outcome; whether anything failed."""
-        try:
-            outcomes = self._handle([call.item for call in batch])
-        except Exception as exc:
-            if len(batch) == 1 or isinstance(exc, self._shared_errors):
-                for call in batch:
-                    call.finish(error=exc)
-                return True
-            # One bad item must not fail the others: each again alone, in a batch (a transaction) of its own.
-            connection.close()
-            for call in batch:
-                try:
-                    outcome = self._handle([call.item])[0]
-                except Exception as item_exc:
-                    call.finish(error=item_exc)
-                    connection.close()
-                else:
-                    call.finish(outcome)
-            return True
-        for call, outcome in zip(batch, outcomes, strict=True):
-            call.finish(outcome)
-        return False
+        super().__init__(handle, name=name, threads=threads, max_size=max_size, shared_errors=shared_errors,
+                         release=_connection_release)

@@ -7,7 +7,6 @@ again whose confirm it never got (a run's task id is the same for every send of 
 already recorded is not stored again and does not move the monitor's state a second time.
 """
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from django.db.models import Field
 from lookout.alerting.notifications import event_notify
 from lookout.alerting.state import MonitorStateChange, monitor_state_apply, monitor_state_next
 from lookout.monitors.models import EventKind, Monitor, MonitorEvent, ProbeResult
-from lookout.probes.engine import Outcome, TlsFacts
+from lookout.probes.engine import Outcome, tls_facts_json, tls_fingerprint
 from lookout.probes.rechecks import rechecks_publish
 from lookout.regions.agreement import Vote, multi_region, vote
 from lookout.regions.states import region_states_record
@@ -53,18 +52,6 @@ class ProbeRecord:
     region: str = ""
     due: datetime | None = None
     recheck: bool = False
-
-
-def tls_facts_json(facts: TlsFacts) -> dict[str, Any]:
-    return {"not_after": facts.not_after.isoformat(), "not_before": facts.not_before.isoformat(),
-            "issuer": facts.issuer, "subject": facts.subject, "days_left": round(facts.days_left, 2),
-            "version": facts.version, "verified": facts.verified}
-
-
-def tls_fingerprint(facts: TlsFacts) -> str:
-    """Identifies one certificate (a renewal changes it), so an expiry warning goes out once per certificate."""
-    identity = f"{facts.subject}|{facts.issuer}|{facts.not_before.isoformat()}|{facts.not_after.isoformat()}"
-    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def probe_record(outcome: Outcome, *, task_id: str, region: str = "", due: datetime | None = None,

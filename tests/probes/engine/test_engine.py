@@ -25,6 +25,7 @@ from lookout.probes.engine import (
     ProbeSpec,
     TargetPolicy,
     probe,
+    region_user_agent,
 )
 
 MIB = 1024 * 1024
@@ -397,6 +398,26 @@ def test_a_user_agent_header_in_the_spec_replaces_ours_whatever_its_case(server:
     probe(Spec(server.url("/ok"), timeout=5, headers={"user-agent": "custom-agent/2"}))
 
     assert server.seen[0].header_values("User-Agent") == ["custom-agent/2"]
+
+
+def test_a_region_s_probe_says_which_region_it_comes_from(server: Server) -> None:
+    probe(Spec(server.url("/ok"), timeout=5, user_agent=region_user_agent("eu-west")))
+
+    assert region_user_agent("eu-west") == f"Lookout/{__version__} (region eu-west)"
+    assert server.seen[0].header_values("User-Agent") == [f"Lookout/{__version__} (region eu-west)"]
+
+
+def test_the_region_s_user_agent_is_kept_across_a_redirect(server: Server) -> None:
+    probe(Spec(server.url("/redirect/1"), timeout=5, user_agent=region_user_agent("ap-south")))
+
+    assert [seen.header_values("User-Agent") for seen in server.seen] == [[region_user_agent("ap-south")]] * 2
+
+
+def test_a_user_agent_header_in_the_spec_wins_over_the_region_s(server: Server) -> None:
+    probe(Spec(server.url("/ok"), timeout=5, user_agent=region_user_agent("eu-west"),
+               headers={"User-Agent": "custom-agent/3"}))
+
+    assert server.seen[0].header_values("User-Agent") == ["custom-agent/3"]
 
 
 def test_the_spec_method_is_used(server: Server) -> None:

@@ -28,8 +28,10 @@ from lookout.probes.engine.spec import (
     Outcome,
     ProbeSpec,
     TlsFacts,
+    region_user_agent,
 )
 from lookout.probes.engine.targets import TargetPolicy, UnsafeTarget, address_refusal
+from lookout.probes.engine.tls import tls_facts_json, tls_fingerprint
 from lookout.probes.engine.types import PROBE_TYPES, TYPE_BY_SCHEME, TYPE_MODULES, spec_fields, url_validate
 
 if TYPE_CHECKING:
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_REDIRECTS", "PHASES", "PROBE_TYPES", "RECORD_TYPES", "USER_AGENT",
     "Outcome", "ProbeSpec", "TargetPolicy", "TlsFacts", "UnsafeTarget",
-    "address_refusal", "nameservers_set", "probe", "spec_fields", "target_check", "url_validate",
+    "address_refusal", "nameservers_set", "probe", "region_user_agent", "spec_fields", "target_check",
+    "tls_facts_json", "tls_fingerprint", "url_validate",
 ]
 
 logger = logging.getLogger(__name__)

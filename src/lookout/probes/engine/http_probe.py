@@ -79,6 +79,8 @@ def probe(spec: ProbeSpec, run: ProbeRun) -> Observation:
         # Prepared here rather than by Session.request, whose merging of session-wide settings (there are
         # none: the session lives for this probe) costs more CPU than the rest of the request preparation.
         headers = CaseInsensitiveDict(_DEFAULT_HEADERS)
+        if spec.user_agent:
+            headers["User-Agent"] = spec.user_agent
         headers.update(spec.headers)  # case-insensitively, so a spec's "user-agent" replaces ours
         prepared = requests.Request(spec.method.upper(), spec.url, headers=headers, data=spec.body,
                                     auth=spec.basic_auth).prepare()

@@ -17,6 +17,11 @@ RECORD_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "NS")
 PHASES = ("dns", "connect", "tls", "processing", "transfer")
 
 
+def region_user_agent(region: str) -> str:
+    """What an http probe from this region says it is, so a target's operator can tell the regions apart."""
+    return f"Lookout/{__version__} (region {region})"
+
+
 @dataclass(frozen=True)
 class ProbeSpec:
     url: str  # http(s)://..., tcp://HOST:PORT, dns://RESOLVER[:PORT]/NAME or dns:///NAME (system resolver)
@@ -44,6 +49,8 @@ class ProbeSpec:
     # all
     timeout: float = 10.0  # seconds, a TOTAL deadline for the whole probe
     policy: TargetPolicy = field(default_factory=TargetPolicy)
+    # The prober's, not the monitor's (like policy): None is USER_AGENT. A User-Agent in headers still wins.
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ address, only to read the facts; the probe still fails with the verification err
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import socket
 import ssl
 from datetime import UTC, datetime
+from typing import Any
 
 import certifi
 from cryptography import x509
@@ -83,6 +85,19 @@ def tls_facts(der: bytes, *, version: str, verified: bool, now: datetime | None 
         issuer=cert.issuer.rfc4514_string(), subject=cert.subject.rfc4514_string(),
         days_left=(not_after - now).total_seconds() / 86400, version=version, verified=verified,
     )
+
+
+def tls_facts_json(facts: TlsFacts) -> dict[str, Any]:
+    """The facts as stored with a result and sent back by a region's prober."""
+    return {"not_after": facts.not_after.isoformat(), "not_before": facts.not_before.isoformat(),
+            "issuer": facts.issuer, "subject": facts.subject, "days_left": round(facts.days_left, 2),
+            "version": facts.version, "verified": facts.verified}
+
+
+def tls_fingerprint(facts: TlsFacts) -> str:
+    """Identifies one certificate (a renewal changes it), so an expiry warning goes out once per certificate."""
+    identity = f"{facts.subject}|{facts.issuer}|{facts.not_before.isoformat()}|{facts.not_after.isoformat()}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def ssl_error_text(error: ssl.SSLError, facts: TlsFacts | None) -> str:
