@@ -276,6 +276,9 @@ LOOKOUT_PERIODIC_TASKS: dict[str, PeriodicTaskSeed] = {
     "lookout.alert-sweep": {"task": "lookout.alerting.tasks.alerts_sweep", "every": LOOKOUT_ALERT_SWEEP_SECONDS,
                             "description": "Maintenance-window status, the mass-failure guard, due and retried "
                                            "alert deliveries, deliveries whose lease ran out."},
+    "lookout.regions-sweep": {"task": "lookout.regions.tasks.regions_sweep", "every": LOOKOUT_ALERT_SWEEP_SECONDS,
+                              "description": "Regions whose failure share stands far above the others' become "
+                                             "suspect (their votes not counted), and recover."},
     "lookout.stats-rollup": {"task": "lookout.stats.tasks.rollup", "every": LOOKOUT_ROLLUP_SECONDS,
                              "description": "Hourly per-monitor rollups of finished hours."},
     "lookout.results-prune": {"task": "lookout.stats.tasks.results_prune", "every": LOOKOUT_PRUNE_SECONDS,
@@ -315,6 +318,7 @@ CELERY_TASK_ROUTES = {
     "lookout.probes.tasks.*": {"queue": LOOKOUT_PROBE_QUEUE},
     "lookout.probes.remote.*": {"queue": LOOKOUT_RESULTS_QUEUE},
     "lookout.alerting.tasks.*": {"queue": LOOKOUT_ALERT_QUEUE},
+    "lookout.regions.tasks.*": {"queue": LOOKOUT_ALERT_QUEUE},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
