@@ -3,12 +3,15 @@ window, and the workers seen recently."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q, Value
 from django.db.models.functions import Coalesce, NullIf
+from django.utils import timezone
 
 from lookout.alerting.models import DegradedEpisode
+from lookout.core.regions import region_queue
 from lookout.monitors.models import ProbeResult, RegionWorker
 
 # A worker heartbeats every ~15 s (home) or with each batch of results (elsewhere): a minute is four misses.
@@ -51,3 +54,26 @@ def region_suspect_since() -> dict[str, datetime]:
     """The suspect regions and since when (their open episodes)."""
     return dict(DegradedEpisode.objects.filter(ended_at__isnull=True).exclude(region="")
                 .values_list("region", "started_at"))
+
+
+def region_list(*, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every configured region, home first: its queue, the workers seen in the last minute and what they run, its
+    results and failures over the window, and whether it is suspect. Three queries, however many regions."""
+    now = now or timezone.now()
+    counts = region_window_counts(now=now)
+    workers: dict[str, list[RegionWorker]] = {}
+    for worker in region_workers_seen(now=now):
+        workers.setdefault(worker.region, []).append(worker)
+    suspects = region_suspect_since()
+    regions = []
+    for name in settings.LOOKOUT_REGIONS:
+        seen = workers.get(name, [])
+        tally = counts.get(name, RegionCounts())
+        regions.append({
+            "name": name, "home": name == settings.LOOKOUT_HOME_REGION, "queue": region_queue(name),
+            "workers": len(seen), "workers_seen": seen, "in_flight": sum(worker.in_flight for worker in seen),
+            "window_seconds": settings.LOOKOUT_REGION_WINDOW_SECONDS, "results": tally.results,
+            "failures": tally.failures, "failure_percent": tally.failure_percent,
+            "suspect": name in suspects, "suspect_since": suspects.get(name),
+        })
+    return regions
