@@ -202,6 +202,12 @@ LOOKOUT_PROBE_QUEUE = "probes"
 LOOKOUT_REGIONS = env_regions("LOOKOUT_REGIONS")
 LOOKOUT_HOME_REGION = LOOKOUT_REGIONS[0]
 LOOKOUT_RESULTS_QUEUE = "results"
+# The region this process probes from (`lookout worker --region X`): its metrics' `region` label, and the region
+# a home worker's heartbeat names.
+LOOKOUT_REGION = env_str("LOOKOUT_REGION") or LOOKOUT_HOME_REGION
+if LOOKOUT_REGION not in LOOKOUT_REGIONS:
+    raise ImproperlyConfigured(f"LOOKOUT_REGION={LOOKOUT_REGION!r} is not one of LOOKOUT_REGIONS "
+                               f"({', '.join(LOOKOUT_REGIONS)})")
 # A region whose failure share over the window is at least MIN_PERCENT, and MARGIN points above every other region's,
 # with MIN_RESULTS results at least, is suspect: its votes are not counted (lookout.regions.suspects).
 LOOKOUT_REGION_SUSPECT_MIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MIN_PERCENT", 50, minimum=1)
