@@ -15,7 +15,6 @@ from lookout.api.input import (
 )
 from lookout.core.encryption import secret_headers_decrypt
 from lookout.monitors.models import HttpMethod, Monitor, MonitorEvent, MonitorType, ProbeResult, RecordType
-from lookout.monitors.selectors import monitor_regions_status
 from lookout.monitors.rules import (
     BOUNDS,
     MAX_CONDITIONS,
@@ -24,6 +23,7 @@ from lookout.monitors.rules import (
     TIMEOUT_BOUNDS,
 )
 from lookout.monitors.rules import MAX_LENGTHS as LENGTH
+from lookout.monitors.selectors import monitor_regions_status
 
 
 class OwnedChannelsField(OwnedPrimaryKeyField):
@@ -127,9 +127,9 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
                   "basic_auth_username", "basic_auth_password", "basic_auth_password_set", "follow_redirects",
                   "max_redirects", "max_body_bytes", "ip_version", "verify_tls", "tls_expiry_days", "conditions",
                   "send", "expect", "record_type", "expected_answer", "grace", "failure_threshold",
-                  "recovery_threshold", "regions", "confirm", "channels", "push_url", "enabled", "status", "regions_status",
-                  "last_checked_at", "last_response_time_ms", "last_phases", "tls_expires_at", "created_at",
-                  "updated_at"]
+                  "recovery_threshold", "regions", "confirm", "channels", "push_url", "enabled", "status",
+                  "regions_status", "last_checked_at", "last_response_time_ms", "last_phases", "tls_expires_at",
+                  "created_at", "updated_at"]
         read_only_fields = ["id", "enabled", "status", "last_checked_at", "last_response_time_ms", "created_at",
                             "updated_at"]
 
