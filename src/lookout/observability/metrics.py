@@ -36,24 +36,37 @@ DUE_AT_HEADER = "lookout_due_at"
 
 # --- workers: probes (fleet-wide, no per-monitor label) -----------------------------------------------------
 
+# `region`: the region of the process that probed (one per process; LOOKOUT_REGIONS bounds them fleet-wide).
 PROBE_DURATION = Histogram(
-    "lookout_probe_duration_seconds", "Wall time of a probe, fleet-wide.", ["type", "result"],
+    "lookout_probe_duration_seconds", "Wall time of a probe, fleet-wide.", ["type", "result", "region"],
     buckets=PROBE_BUCKETS,
 )
-PROBES = Counter("lookout_probes", "Probes run, fleet-wide.", ["type", "result"])
+PROBES = Counter("lookout_probes", "Probes run, fleet-wide.", ["type", "result", "region"])
 PROBE_PHASE_DURATION = Histogram(
     "lookout_probe_phase_duration_seconds", "Time per probe phase (dns, connect, tls, processing, transfer).",
-    ["phase"], buckets=PROBE_BUCKETS,
+    ["phase", "region"], buckets=PROBE_BUCKETS,
 )
 
 
-def probe_observe(*, probe_type: str, success: bool, seconds: float, phases: Mapping[str, float]) -> None:
+def process_region() -> str:
+    """The region this process probes from (LOOKOUT_REGION). Read late: the Django-free agent never gets here, it
+    names its region itself."""
+    from django.conf import settings
+
+    region: str = settings.LOOKOUT_REGION
+    return region
+
+
+def probe_observe(*, probe_type: str, success: bool, seconds: float, phases: Mapping[str, float],
+                  region: str = "") -> None:
+    """Count one probe; `region` empty: this process's (a Django worker's LOOKOUT_REGION)."""
+    region = region or process_region()
     result = "success" if success else "failure"
-    PROBE_DURATION.labels(type=probe_type, result=result).observe(seconds)
-    PROBES.labels(type=probe_type, result=result).inc()
+    PROBE_DURATION.labels(type=probe_type, result=result, region=region).observe(seconds)
+    PROBES.labels(type=probe_type, result=result, region=region).inc()
     for phase, phase_seconds in phases.items():
         if phase in PHASES:  # the label stays bounded whatever an engine reports
-            PROBE_PHASE_DURATION.labels(phase=phase).observe(phase_seconds)
+            PROBE_PHASE_DURATION.labels(phase=phase, region=region).observe(phase_seconds)
 
 
 # --- workers: tasks (label `task`: the registered task name, a fixed handful) -------------------------------
@@ -89,7 +102,7 @@ class WorkerMetrics:
 def worker_metrics() -> WorkerMetrics:
     return WorkerMetrics(
         schedule_lag=Histogram("lookout_schedule_lag_seconds",
-                               "Scheduled probe start minus the time it was due (beat's schedule).",
+                               "Scheduled probe start minus the time it was due (beat's schedule).", ["region"],
                                buckets=LAG_BUCKETS),
         tasks_in_flight=Gauge("lookout_worker_tasks_in_flight",
                               "Tasks running in this worker's pool (probes and any other)."),
@@ -101,7 +114,7 @@ def worker_metrics() -> WorkerMetrics:
     )
 
 
-def schedule_lag_observe(due_at: object, *, started_at: float | None = None) -> None:
+def schedule_lag_observe(due_at: object, *, started_at: float | None = None, region: str = "") -> None:
     """Observe a scheduled probe's lag from the due time beat stamped on it (None for check-now)."""
     if due_at is None:
         return
@@ -110,7 +123,8 @@ def schedule_lag_observe(due_at: object, *, started_at: float | None = None) -> 
     except (TypeError, ValueError):
         return
     # A clock a little behind beat's must not record a negative lag.
-    worker_metrics().schedule_lag.observe(max(0.0, (started_at or time.time()) - due))
+    worker_metrics().schedule_lag.labels(region=region or process_region()).observe(
+        max(0.0, (started_at or time.time()) - due))
 
 
 def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_flight: Callable[[], float],
@@ -122,9 +136,11 @@ def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_fligh
     metrics.tasks_in_flight.set_function(in_flight)
     metrics.consumer_loop_age.set_function(loop_age)
     metrics.broker_connected.set_function(broker_connected)
+    region = process_region()
+    metrics.schedule_lag.labels(region=region)
     for probe_type in PROBE_TYPES:
         for result in PROBE_RESULTS:
-            PROBES.labels(type=probe_type, result=result)
+            PROBES.labels(type=probe_type, result=result, region=region)
     for task in tasks:
         TASK_FAILURES.labels(task=task)
         TASK_RETRIES.labels(task=task)
