@@ -15,7 +15,7 @@ from typing import Any
 from celery.signals import beat_init, task_failure, task_retry, task_revoked, worker_init, worker_ready
 from celery.worker import state
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
@@ -31,11 +31,14 @@ from lookout.observability.metrics import (
     TASK_RETRIES,
     TASKS_EXPIRED,
     DegradedCollector,
+    RegionCollector,
+    RegionGauges,
     beat_metrics,
     worker_series_initialize,
 )
 from lookout.observability.server import metrics_server_start
 from lookout.probes.remote import region_worker_seen
+from lookout.regions.selectors import region_gauges
 from lookout.scheduling.lock import current_lock
 from lookout.scheduling.scheduler import LookoutScheduler
 from lookout.scheduling.schedules import PROBE_TASK
@@ -207,3 +210,19 @@ def _degraded() -> bool:
 def degraded_metric_register(**_: Any) -> None:
     """Beat serves lookout_degraded: the one process that runs exactly once, like the per-monitor series."""
     REGISTRY.register(DegradedCollector(_degraded))
+
+
+def _region_gauges() -> dict[str, RegionGauges]:
+    close_old_connections()  # the metrics thread serves no Django requests, as for _degraded
+    try:
+        return {region: RegionGauges(suspect=suspect, workers=workers)
+                for region, (suspect, workers) in region_gauges().items()}
+    except DatabaseError:
+        logger.warning("region metrics unavailable: database error", exc_info=True)
+        return {}
+
+
+@beat_init.connect
+def region_metrics_register(**_: Any) -> None:
+    """Beat serves lookout_region_suspect and lookout_region_workers, like lookout_degraded."""
+    REGISTRY.register(RegionCollector(_region_gauges))

@@ -21,6 +21,11 @@ def monitor_list(*, owner: User) -> QuerySet[Monitor]:
     return Monitor.objects.filter(owner=owner).prefetch_related("channels", "region_states").order_by("id")
 
 
+def region_stale_after(*, interval: int | None, timeout: float) -> timedelta:
+    """How old a region's latest result may be and still say up or down: two runs missed, and one's timeout."""
+    return timedelta(seconds=2 * (interval or CRON_REGION_STALE_SECONDS) + timeout)
+
+
 def monitor_regions_status(monitor: Monitor, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Each of the monitor's regions' latest result, in the monitor's order: up or down, or unknown when the region
     has none or none within two intervals (and a timeout) of now. [] for a monitor that names no regions: its
@@ -28,7 +33,7 @@ def monitor_regions_status(monitor: Monitor, *, now: datetime | None = None) -> 
     if not monitor.regions:
         return []
     now = now or timezone.now()
-    stale = timedelta(seconds=2 * (monitor.interval or CRON_REGION_STALE_SECONDS) + monitor.timeout)
+    stale = region_stale_after(interval=monitor.interval, timeout=monitor.timeout)
     states = {state.region: state for state in monitor.region_states.all()}
     answer = []
     for region in monitor_regions(monitor):

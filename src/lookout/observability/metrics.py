@@ -212,3 +212,42 @@ class DegradedCollector:
             self._value = 1.0 if self._read() else 0.0
             self._read_at = time.monotonic()
         yield GaugeMetricFamily("lookout_degraded", _DEGRADED_HELP, value=self._value)
+
+
+# --- regions: suspect regions and their workers (read from the database by beat alone, like lookout_degraded) ----
+
+_SUSPECT_HELP = "1 while the region is suspect (its votes not counted), else 0."
+_WORKERS_HELP = "Workers and agents of the region seen in the last minute."
+
+
+@dataclass(frozen=True)
+class RegionGauges:
+    suspect: bool
+    workers: int
+
+
+class RegionCollector:
+    """lookout_region_suspect{region} and lookout_region_workers{region}, one series per configured region."""
+
+    def __init__(self, read: Callable[[], Mapping[str, RegionGauges]], cache_seconds: float = 5.0) -> None:
+        self._read = read
+        self._cache_seconds = cache_seconds
+        self._values: Mapping[str, RegionGauges] = {}
+        self._read_at = float("-inf")
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Registration reads this instead of collect(): no database access at process start.
+        yield GaugeMetricFamily("lookout_region_suspect", _SUSPECT_HELP, labels=["region"])
+        yield GaugeMetricFamily("lookout_region_workers", _WORKERS_HELP, labels=["region"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if time.monotonic() - self._read_at > self._cache_seconds:
+            self._values = self._read()
+            self._read_at = time.monotonic()
+        suspect = GaugeMetricFamily("lookout_region_suspect", _SUSPECT_HELP, labels=["region"])
+        workers = GaugeMetricFamily("lookout_region_workers", _WORKERS_HELP, labels=["region"])
+        for region, gauges in self._values.items():
+            suspect.add_metric([region], 1.0 if gauges.suspect else 0.0)
+            workers.add_metric([region], float(gauges.workers))
+        yield suspect
+        yield workers

@@ -77,3 +77,12 @@ def region_list(*, now: datetime | None = None) -> list[dict[str, Any]]:
             "suspect": name in suspects, "suspect_since": suspects.get(name),
         })
     return regions
+
+
+def region_gauges(*, now: datetime | None = None) -> dict[str, tuple[bool, int]]:
+    """(suspect, workers seen in the last minute) per configured region, for the fleet's metrics: two queries."""
+    now = now or timezone.now()
+    workers = dict(RegionWorker.objects.filter(last_seen__gte=now - timedelta(seconds=WORKER_SEEN_SECONDS))
+                   .order_by().values("region").annotate(seen=Count("id")).values_list("region", "seen"))
+    suspects = region_suspect_since()
+    return {name: (name in suspects, workers.get(name, 0)) for name in settings.LOOKOUT_REGIONS}
