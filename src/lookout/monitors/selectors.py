@@ -35,7 +35,7 @@ def monitor_regions_status(monitor: Monitor, *, now: datetime | None = None) -> 
     now = now or timezone.now()
     stale = region_stale_after(interval=monitor.interval, timeout=monitor.timeout)
     states = {state.region: state for state in monitor.region_states.all()}
-    answer = []
+    answer: list[dict[str, Any]] = []
     for region in monitor_regions(monitor):
         state = states.get(region)
         if state is None:
