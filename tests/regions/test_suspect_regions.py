@@ -7,6 +7,9 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from lookout.alerting.channels.base import Message
+from lookout.alerting.channels.slack import slack_text
+from lookout.alerting.channels.text import message_lines, message_subject
 from lookout.alerting.guard import episode_open_get, guard_degraded, guard_sweep
 from lookout.alerting.models import AlertEvent, DegradedEpisode, Notification
 from lookout.alerting.services import ChannelSpec, channel_create
@@ -136,3 +139,18 @@ def test_migrate_seeds_the_sweep_on_the_alerts_queue(settings):
     name, every = "lookout.regions.tasks.regions_sweep", settings.LOOKOUT_ALERT_SWEEP_SECONDS
     assert (task.task, task.interval.every, task.expire_seconds) == (name, every, every)
     assert app.amqp.router.route({}, name)["queue"].name == settings.LOOKOUT_ALERT_QUEUE
+
+
+def test_the_alert_texts_name_the_region_and_its_figures(monitor, staff_channel):
+    results(monitor, region="home", total=30, failed=0)
+    results(monitor, region="eu", total=30, failed=30)
+    regions_suspect_sweep()
+    [alert] = events(AlertEvent.REGION_SUSPECT)
+
+    message = Message(event=alert.event, event_id="e-1", payload=alert.payload)
+
+    assert message_subject(message).startswith("Region eu suspect")
+    assert "30 of 30 results failed (100.0 %)" in message_lines(message)[0]
+    assert "at most 0.0 %" in message_lines(message)[0]
+    assert alert.payload["link"].endswith("/api/v1/regions/")
+    assert "Region eu suspect" in slack_text(message)
