@@ -183,7 +183,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"TokenScopeEnum": "lookout.accounts.models.TokenScope"},
+    # The status of a region (monitor detail regions_status) is not the monitor's: named apart, so StatusEnum stays.
+    "ENUM_NAME_OVERRIDES": {"TokenScopeEnum": "lookout.accounts.models.TokenScope",
+                            "StatusEnum": "lookout.monitors.models.MonitorStatus",
+                            "RegionStatusEnum": [("up", "up"), ("down", "down"), ("unknown", "unknown")]},
     # Request components apart from response ones: a request model holds no read-only field (a client never has
     # to invent an id to create something), a response model no write-only one.
     "COMPONENT_SPLIT_REQUEST": True,
