@@ -5,16 +5,21 @@ Imported by the worker and beat through CELERY_IMPORTS, after Django is set up, 
 """
 
 import gc
+import logging
 import signal
+import threading
 import time
 from types import FrameType
 from typing import Any
 
 from celery.signals import beat_init, task_failure, task_retry, task_revoked, worker_init, worker_ready
 from celery.worker import state
-from django.db import close_old_connections, connection
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from lookout import __version__
 from lookout.alerting.guard import guard_degraded
 from lookout.alerting.models import AttemptOutcome, ChannelKind
 from lookout.config.env import env_int, env_str
@@ -26,10 +31,14 @@ from lookout.observability.metrics import (
     TASK_RETRIES,
     TASKS_EXPIRED,
     DegradedCollector,
+    RegionCollector,
+    RegionGauges,
     beat_metrics,
     worker_series_initialize,
 )
 from lookout.observability.server import metrics_server_start
+from lookout.probes.remote import region_worker_seen
+from lookout.regions.selectors import region_gauges
 from lookout.scheduling.lock import current_lock
 from lookout.scheduling.scheduler import LookoutScheduler
 from lookout.scheduling.schedules import PROBE_TASK
@@ -86,6 +95,44 @@ def worker_metrics_start(sender: Any = None, **_: Any) -> None:
     # Workers export fleet-wide series only: per-monitor ones would be duplicated by every replica.
     metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9540), host=metrics_host(), include_monitors=False,
                          health=consumer_state.health, readiness=consumer_state.readiness)
+
+
+logger = logging.getLogger(__name__)
+
+# /api/v1/regions/ counts the workers seen in the last minute: a beat every 15 s survives three lost ones.
+HEARTBEAT_SECONDS = 15.0
+
+
+def home_worker_heartbeat(worker: str) -> bool:
+    """Record this home worker in its region's workers (RegionWorker); False, logged, when the database fails:
+    a heartbeat is worth less than the worker it reports on."""
+    try:
+        region_worker_seen(region=settings.LOOKOUT_HOME_REGION, worker=worker, at=timezone.now(),
+                           in_flight=int(_in_flight()), version=__version__)
+        return True
+    except Exception:  # noqa: BLE001 - a database outage must not end the loop
+        logger.warning("worker heartbeat not recorded", exc_info=True)
+        return False
+    finally:
+        # The loop's own connection (a thread, a greenlet under gevent): none held between beats. (Never one a
+        # caller's transaction is using.)
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+@worker_ready.connect
+def home_worker_heartbeat_start(sender: Any = None, **_: Any) -> None:
+    """Home workers beat from here; other regions' workers and agents through lookout.probes.remote.worker_seen."""
+    hostname = getattr(sender, "hostname", None)
+    if not hostname or settings.LOOKOUT_REGION != settings.LOOKOUT_HOME_REGION:
+        return
+
+    def beat() -> None:
+        while True:
+            home_worker_heartbeat(str(hostname))
+            time.sleep(HEARTBEAT_SECONDS)
+
+    threading.Thread(target=beat, name="lookout-heartbeat", daemon=True).start()
 
 
 # The youngest generation is collected every 10,000 (not 700) net allocations, each older one every 20 (not 10)
@@ -163,3 +210,19 @@ def _degraded() -> bool:
 def degraded_metric_register(**_: Any) -> None:
     """Beat serves lookout_degraded: the one process that runs exactly once, like the per-monitor series."""
     REGISTRY.register(DegradedCollector(_degraded))
+
+
+def _region_gauges() -> dict[str, RegionGauges]:
+    close_old_connections()  # the metrics thread serves no Django requests, as for _degraded
+    try:
+        return {region: RegionGauges(suspect=suspect, workers=workers)
+                for region, (suspect, workers) in region_gauges().items()}
+    except DatabaseError:
+        logger.warning("region metrics unavailable: database error", exc_info=True)
+        return {}
+
+
+@beat_init.connect
+def region_metrics_register(**_: Any) -> None:
+    """Beat serves lookout_region_suspect and lookout_region_workers, like lookout_degraded."""
+    REGISTRY.register(RegionCollector(_region_gauges))

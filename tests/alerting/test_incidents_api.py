@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from lookout.alerting.models import Incident
 from support.alerting import T0, monitor_for, run
 
 pytestmark = pytest.mark.django_db
@@ -40,3 +41,13 @@ def test_anonymous_requests_are_401(client):
     for path in (INCIDENTS, "/api/v1/channels/", "/api/v1/notifications/", "/api/v1/maintenance-windows/",
                  "/api/v1/monitors/1/stats/", "/api/v1/periodic-tasks/"):
         assert client.get(path).status_code == 401, path
+
+
+def test_an_incident_names_the_regions_that_confirmed_it(alice_api, alice):
+    monitor = monitor_for(alice, name="plain", failure_threshold=1)
+    run(monitor, "D")
+    Incident.objects.filter(monitor=monitor).update(regions=["eu", "us"], regions_total=3)
+
+    [incident] = alice_api.get(INCIDENTS).json()["results"]
+
+    assert (incident["regions"], incident["regions_total"]) == (["eu", "us"], 3)

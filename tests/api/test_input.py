@@ -160,7 +160,8 @@ def test_a_monitor_read_back_is_not_a_valid_put_body_until_its_read_only_fields_
     monitor = monitor_create(alice_api)
     url = f"{MONITORS}{monitor['id']}/"
     read_only = {"id", "enabled", "status", "last_checked_at", "last_response_time_ms", "created_at", "updated_at",
-                 "push_url", "secret_header_names", "basic_auth_password_set", "tls_expires_at", "last_phases"}
+                 "push_url", "secret_header_names", "basic_auth_password_set", "tls_expires_at", "last_phases",
+                 "regions_status"}
 
     refused = alice_api.put(url, monitor, format="json")
     accepted = alice_api.put(url, {**{k: v for k, v in monitor.items() if k not in read_only}, "name": "renamed"},

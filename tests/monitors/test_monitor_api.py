@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
@@ -382,7 +383,7 @@ def test_results_are_listed_newest_first_with_their_fields(alice_api):
     assert datetime.fromisoformat(newest.pop("checked_at")) == new.checked_at
     assert newest == {"id": new.pk, "monitor": monitor_id, "success": False, "status_code": 503,
                       "response_time_ms": 12.5, "error": "HTTP 503", "task_id": "task-1", "phases": {},
-                      "tls": None, "failed_condition": ""}
+                      "tls": None, "failed_condition": "", "region": settings.LOOKOUT_HOME_REGION}
 
 
 def test_results_filter_by_monitor_success_and_since(alice_api):

@@ -25,7 +25,8 @@ OVERVIEW_PANELS = {
     "Schedule lag p50 / p99", "Worker throughput", "Worker saturation", "Alert deliveries",
     "API latency p50 / p95 / p99", "API errors (5xx share)",
 }
-MONITOR_PANELS = {"Status", "Uptime", "Latency p50 / p95 / p99", "Phase breakdown", "TLS certificate: days left"}
+MONITOR_PANELS = {"Status", "Uptime", "Latency p50 / p95 / p99", "Phase breakdown", "TLS certificate: days left",
+                  "Up by region"}
 
 
 def by_title(title: str) -> dict:

@@ -4,6 +4,7 @@ import base64
 import uuid
 
 import pytest
+from django.conf import settings
 from prometheus_client import REGISTRY
 
 from lookout.monitors import services
@@ -48,13 +49,14 @@ def test_a_failed_condition_is_recorded_with_the_result(alice, http_target):
 
 
 def test_phases_are_recorded_and_exported_for_the_fleet_and_the_monitor(alice, http_target):
-    before = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", {"phase": "processing"}) or 0
+    processing = {"phase": "processing", "region": settings.LOOKOUT_REGION}
+    before = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", processing) or 0
     monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="phases", url=http_target.url, interval=60))
     probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
     result = ProbeResult.objects.get(monitor=monitor)
     assert {"dns", "connect", "processing", "transfer"} <= set(result.phases)
     assert sum(result.phases.values()) == pytest.approx(result.response_time_ms, abs=1.5)
-    after = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", {"phase": "processing"})
+    after = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", processing)
     assert after == before + 1
     families = {family.name: family for family in MonitorCollector(cache_seconds=0).collect()}
     samples = [s for s in families["lookout_monitor_last_phase_duration_seconds"].samples

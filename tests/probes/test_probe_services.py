@@ -8,6 +8,7 @@ import threading
 import uuid
 
 import pytest
+from django.conf import settings
 from django.db import connections
 from prometheus_client import REGISTRY
 
@@ -32,7 +33,8 @@ def monitor_for(owner, target, **fields) -> Monitor:
 
 
 def probes_total(result: str) -> float:
-    return REGISTRY.get_sample_value("lookout_probes_total", {"type": "http", "result": result}) or 0.0
+    return REGISTRY.get_sample_value("lookout_probes_total", {"type": "http", "result": result,
+                                                             "region": settings.LOOKOUT_REGION}) or 0.0
 
 
 def test_a_healthy_target_is_recorded_as_a_success_and_the_monitor_is_up(alice, http_target):
@@ -142,4 +144,4 @@ def test_each_probe_counts_in_the_fleet_wide_metric(alice, http_target):
     assert probes_total("success") == successes + 1
     assert probes_total("failure") == failures + 1
     assert REGISTRY.get_sample_value("lookout_probe_duration_seconds_count",
-                                     {"type": "http", "result": "success"}) >= 1
+                                     {"type": "http", "result": "success", "region": settings.LOOKOUT_REGION}) >= 1

@@ -2,6 +2,7 @@
 again: the monitor's type choices, the fields a worker reads, each probe's spec, metric label sets."""
 
 import pytest
+from django.conf import settings
 from prometheus_client import REGISTRY
 
 from lookout.alerting.channels import CHANNEL_KINDS
@@ -51,4 +52,5 @@ def test_the_probe_metrics_get_a_series_per_registered_type_at_worker_start():
                              broker_connected=lambda: 1)
 
     for probe_type in PROBE_TYPES:
-        assert REGISTRY.get_sample_value("lookout_probes_total", {"type": probe_type, "result": "failure"}) is not None
+        assert REGISTRY.get_sample_value("lookout_probes_total", {"type": probe_type, "result": "failure",
+                                                                "region": settings.LOOKOUT_REGION}) is not None

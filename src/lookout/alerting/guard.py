@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from lookout.alerting.models import AlertEvent, DegradedEpisode, Notification, NotificationState
@@ -41,8 +42,14 @@ def suspicious(*, failing: int, probed: int) -> bool:
             and failing * 100 >= settings.LOOKOUT_GUARD_FAILING_PERCENT * probed)
 
 
+def _installation_episodes() -> QuerySet[DegradedEpisode]:
+    """The guard's own episodes: one with a region is that region being suspect (lookout.regions.suspects),
+    which neither holds alerts nor says anything about Lookout itself."""
+    return DegradedEpisode.objects.filter(region="")
+
+
 def episode_open_get() -> DegradedEpisode | None:
-    return DegradedEpisode.objects.filter(ended_at__isnull=True).first()
+    return _installation_episodes().filter(ended_at__isnull=True).first()
 
 
 def guard_holds(*, now: datetime | None = None) -> bool:
@@ -122,7 +129,7 @@ def held_settle(*, now: datetime) -> int:
     """
     if not Notification.objects.filter(state=NotificationState.HELD).exists():  # the usual case
         return 0
-    latest = DegradedEpisode.objects.order_by("-started_at").first()
+    latest = _installation_episodes().order_by("-started_at").first()
     if latest is not None and latest.ended_at is None and latest.released_at is None:
         return 0  # still holding
     since = (latest.ended_at or latest.released_at) if latest else now
@@ -137,4 +144,4 @@ def held_settle(*, now: datetime) -> int:
 
 def guard_degraded() -> bool:
     """For the lookout_degraded metric: an episode is open."""
-    return DegradedEpisode.objects.filter(ended_at__isnull=True).exists()
+    return _installation_episodes().filter(ended_at__isnull=True).exists()

@@ -100,13 +100,15 @@ def event_notify(*, event: MonitorEvent) -> list[Notification]:
 
 
 def episode_notify(*, episode: DegradedEpisode, event: str, extra: dict[str, Any] | None = None) -> list[Notification]:
-    """Tell the staff's system channels that Lookout suspects itself (or no longer does)."""
+    """Tell the staff's system channels that Lookout suspects itself or one region (or no longer does)."""
+    ended = event in (AlertEvent.RECOVERED, AlertEvent.REGION_RECOVERED)
     payload = {
         "event": event,
-        "occurred_at": _iso(episode.ended_at if event == AlertEvent.RECOVERED else episode.started_at),
+        "occurred_at": _iso(episode.ended_at if ended else episode.started_at),
         "episode": {"id": episode.pk, "started_at": _iso(episode.started_at), "ended_at": _iso(episode.ended_at),
-                    "failing": episode.failing, "probed": episode.probed, **(extra or {})},
-        "link": link("/api/v1/notifications/?event=lookout.degraded"),
+                    "failing": episode.failing, "probed": episode.probed,
+                    **({"region": episode.region} if episode.region else {}), **(extra or {})},
+        "link": link("/api/v1/regions/" if episode.region else "/api/v1/notifications/?event=lookout.degraded"),
     }
     return _create(system_recipients(), event=event, payload=payload, episode=episode)
 

@@ -183,7 +183,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"TokenScopeEnum": "lookout.accounts.models.TokenScope"},
+    # The status of a region (monitor detail regions_status) is not the monitor's: named apart, so StatusEnum stays.
+    "ENUM_NAME_OVERRIDES": {"TokenScopeEnum": "lookout.accounts.models.TokenScope",
+                            "StatusEnum": "lookout.monitors.models.MonitorStatus",
+                            "RegionStatusEnum": [("up", "up"), ("down", "down"), ("unknown", "unknown")]},
     # Request components apart from response ones: a request model holds no read-only field (a client never has
     # to invent an id to create something), a response model no write-only one.
     "COMPONENT_SPLIT_REQUEST": True,
@@ -202,6 +205,12 @@ LOOKOUT_PROBE_QUEUE = "probes"
 LOOKOUT_REGIONS = env_regions("LOOKOUT_REGIONS")
 LOOKOUT_HOME_REGION = LOOKOUT_REGIONS[0]
 LOOKOUT_RESULTS_QUEUE = "results"
+# The region this process probes from (`lookout worker --region X`): its metrics' `region` label, and the region
+# a home worker's heartbeat names.
+LOOKOUT_REGION = env_str("LOOKOUT_REGION") or LOOKOUT_HOME_REGION
+if LOOKOUT_REGION not in LOOKOUT_REGIONS:
+    raise ImproperlyConfigured(f"LOOKOUT_REGION={LOOKOUT_REGION!r} is not one of LOOKOUT_REGIONS "
+                               f"({', '.join(LOOKOUT_REGIONS)})")
 # A region whose failure share over the window is at least MIN_PERCENT, and MARGIN points above every other region's,
 # with MIN_RESULTS results at least, is suspect: its votes are not counted (lookout.regions.suspects).
 LOOKOUT_REGION_SUSPECT_MIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MIN_PERCENT", 50, minimum=1)
@@ -276,6 +285,9 @@ LOOKOUT_PERIODIC_TASKS: dict[str, PeriodicTaskSeed] = {
     "lookout.alert-sweep": {"task": "lookout.alerting.tasks.alerts_sweep", "every": LOOKOUT_ALERT_SWEEP_SECONDS,
                             "description": "Maintenance-window status, the mass-failure guard, due and retried "
                                            "alert deliveries, deliveries whose lease ran out."},
+    "lookout.regions-sweep": {"task": "lookout.regions.tasks.regions_sweep", "every": LOOKOUT_ALERT_SWEEP_SECONDS,
+                              "description": "Regions whose failure share stands far above the others' become "
+                                             "suspect (their votes not counted), and recover."},
     "lookout.stats-rollup": {"task": "lookout.stats.tasks.rollup", "every": LOOKOUT_ROLLUP_SECONDS,
                              "description": "Hourly per-monitor rollups of finished hours."},
     "lookout.results-prune": {"task": "lookout.stats.tasks.results_prune", "every": LOOKOUT_PRUNE_SECONDS,
@@ -315,6 +327,7 @@ CELERY_TASK_ROUTES = {
     "lookout.probes.tasks.*": {"queue": LOOKOUT_PROBE_QUEUE},
     "lookout.probes.remote.*": {"queue": LOOKOUT_RESULTS_QUEUE},
     "lookout.alerting.tasks.*": {"queue": LOOKOUT_ALERT_QUEUE},
+    "lookout.regions.tasks.*": {"queue": LOOKOUT_ALERT_QUEUE},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("lookout.accounts.api.urls")),
     path("api/v1/", include("lookout.monitors.api.urls")),
     path("api/v1/", include("lookout.alerting.api.urls")),
+    path("api/v1/", include("lookout.regions.api.urls")),
     path("api/v1/", include("lookout.stats.api.urls")),
     path("api/v1/", include("lookout.scheduling.api.urls")),
 ]

@@ -1,17 +1,51 @@
 """Read queries for monitors, results and issued tasks, always scoped to their owner."""
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, ProbeResult
+from lookout.monitors.rules import monitor_regions
+
+# A cron monitor has no interval: its region results are stale after this many seconds (and its timeout).
+CRON_REGION_STALE_SECONDS = 60
+UNKNOWN = "unknown"
 
 
 def monitor_list(*, owner: User) -> QuerySet[Monitor]:
-    return Monitor.objects.filter(owner=owner).prefetch_related("channels").order_by("id")
+    return Monitor.objects.filter(owner=owner).prefetch_related("channels", "region_states").order_by("id")
+
+
+def region_stale_after(*, interval: int | None, timeout: float) -> timedelta:
+    """How old a region's latest result may be and still say up or down: two runs missed, and one's timeout."""
+    return timedelta(seconds=2 * (interval or CRON_REGION_STALE_SECONDS) + timeout)
+
+
+def monitor_regions_status(monitor: Monitor, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each of the monitor's regions' latest result, in the monitor's order: up or down, or unknown when the region
+    has none or none within two intervals (and a timeout) of now. [] for a monitor that names no regions: its
+    latest result is on the monitor. Reads region_states (prefetched by monitor_list)."""
+    if not monitor.regions:
+        return []
+    now = now or timezone.now()
+    stale = region_stale_after(interval=monitor.interval, timeout=monitor.timeout)
+    states = {state.region: state for state in monitor.region_states.all()}
+    answer: list[dict[str, Any]] = []
+    for region in monitor_regions(monitor):
+        state = states.get(region)
+        if state is None:
+            answer.append({"region": region, "status": UNKNOWN, "checked_at": None, "response_time_ms": None,
+                           "error": ""})
+            continue
+        answer.append({"region": region, "status": state.status if now - state.checked_at <= stale else UNKNOWN,
+                       "checked_at": state.checked_at, "response_time_ms": state.response_time_ms,
+                       "error": state.error})
+    return answer
 
 
 def monitor_get(*, owner: User, monitor_id: int) -> Monitor | None:

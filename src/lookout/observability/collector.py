@@ -19,11 +19,13 @@ from django.apps import apps
 from django.core.exceptions import FieldError
 from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import Count
+from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lookout.config.env import env_int
-from lookout.monitors.models import Monitor, MonitorStatus
+from lookout.monitors.models import Monitor, MonitorRegion, MonitorStatus, RegionStatus
+from lookout.monitors.selectors import region_stale_after
 from lookout.probes.engine import PHASES
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class MonitorRow:
     last_phases_ms: dict[str, float]
     tls_not_after: float | None
     open_incidents: int | None = None
+    # (region, 1 up | 0 down) for a monitor that names its regions; a region unknown (no recent result) is absent.
+    regions_up: tuple[tuple[str, float], ...] = ()
 
 
 @lru_cache(maxsize=1 << 18)  # every reload re-reads every URL; parsing each anew was a third of the read
@@ -67,15 +71,29 @@ def open_incident_counts() -> dict[int, int] | None:
     return {row["monitor_id"]: row["open"] for row in rows}
 
 
+def regions_up() -> dict[int, tuple[tuple[str, float], ...]]:
+    """Each multi-region monitor's regions with a recent result, up (1) or down (0), in one query (MonitorRegion
+    rows exist only for monitors that name their regions)."""
+    now = timezone.now()
+    answer: dict[int, list[tuple[str, float]]] = {}
+    rows = MonitorRegion.objects.values_list("monitor_id", "region", "status", "checked_at", "monitor__regions",
+                                             "monitor__interval", "monitor__timeout").order_by("monitor_id", "region")
+    for monitor_id, region, status, checked_at, named, interval, timeout in rows.iterator(chunk_size=5000):
+        if region in (named or []) and now - checked_at <= region_stale_after(interval=interval, timeout=timeout):
+            answer.setdefault(monitor_id, []).append((region, 1.0 if status == RegionStatus.UP else 0.0))
+    return {monitor_id: tuple(states) for monitor_id, states in answer.items()}
+
+
 def monitor_rows() -> list[MonitorRow]:
     rows = Monitor.objects.values_list("id", "name", "url", "type", "owner__username", "status",
                                        "last_checked_at", "last_response_time_ms", "last_phases",
                                        "tls_not_after").order_by("id")
     incidents = open_incident_counts()
+    regions = regions_up()
     return [
         MonitorRow(str(pk), name, _host(url), kind, owner, status, checked.timestamp() if checked else None,
                    elapsed, phases or {}, not_after.timestamp() if not_after else None,
-                   None if incidents is None else incidents.get(pk, 0))
+                   None if incidents is None else incidents.get(pk, 0), regions.get(pk, ()))
         for pk, name, url, kind, owner, status, checked, elapsed, phases, not_after in rows.iterator(chunk_size=5000)
     ]
 
@@ -132,6 +150,8 @@ FAMILIES = (
            lambda row: _one(row, row.tls_not_after)),
     Family("lookout_monitor_open_incidents", "Open incidents of the monitor.", MONITOR_ID,
            lambda row: _one(row, row.open_incidents)),
+    Family("lookout_monitor_region_up", "1 up, 0 down from one of the monitor's regions; absent while unknown.",
+           ("monitor_id", "region"), lambda row: (((row.monitor_id, region), up) for region, up in row.regions_up)),
 )
 READ_UP = ("lookout_monitor_collector_up",
            "1 when the last read of the monitors table succeeded, 0 on a database error.")

@@ -36,24 +36,37 @@ DUE_AT_HEADER = "lookout_due_at"
 
 # --- workers: probes (fleet-wide, no per-monitor label) -----------------------------------------------------
 
+# `region`: the region of the process that probed (one per process; LOOKOUT_REGIONS bounds them fleet-wide).
 PROBE_DURATION = Histogram(
-    "lookout_probe_duration_seconds", "Wall time of a probe, fleet-wide.", ["type", "result"],
+    "lookout_probe_duration_seconds", "Wall time of a probe, fleet-wide.", ["type", "result", "region"],
     buckets=PROBE_BUCKETS,
 )
-PROBES = Counter("lookout_probes", "Probes run, fleet-wide.", ["type", "result"])
+PROBES = Counter("lookout_probes", "Probes run, fleet-wide.", ["type", "result", "region"])
 PROBE_PHASE_DURATION = Histogram(
     "lookout_probe_phase_duration_seconds", "Time per probe phase (dns, connect, tls, processing, transfer).",
-    ["phase"], buckets=PROBE_BUCKETS,
+    ["phase", "region"], buckets=PROBE_BUCKETS,
 )
 
 
-def probe_observe(*, probe_type: str, success: bool, seconds: float, phases: Mapping[str, float]) -> None:
+def process_region() -> str:
+    """The region this process probes from (LOOKOUT_REGION). Read late: the Django-free agent never gets here, it
+    names its region itself."""
+    from django.conf import settings
+
+    region: str = settings.LOOKOUT_REGION
+    return region
+
+
+def probe_observe(*, probe_type: str, success: bool, seconds: float, phases: Mapping[str, float],
+                  region: str = "") -> None:
+    """Count one probe; `region` empty: this process's (a Django worker's LOOKOUT_REGION)."""
+    region = region or process_region()
     result = "success" if success else "failure"
-    PROBE_DURATION.labels(type=probe_type, result=result).observe(seconds)
-    PROBES.labels(type=probe_type, result=result).inc()
+    PROBE_DURATION.labels(type=probe_type, result=result, region=region).observe(seconds)
+    PROBES.labels(type=probe_type, result=result, region=region).inc()
     for phase, phase_seconds in phases.items():
         if phase in PHASES:  # the label stays bounded whatever an engine reports
-            PROBE_PHASE_DURATION.labels(phase=phase).observe(phase_seconds)
+            PROBE_PHASE_DURATION.labels(phase=phase, region=region).observe(phase_seconds)
 
 
 # --- region probers: runs taken from a region's queue (label `region`: the configured names, a handful) ---------
@@ -109,7 +122,7 @@ class WorkerMetrics:
 def worker_metrics() -> WorkerMetrics:
     return WorkerMetrics(
         schedule_lag=Histogram("lookout_schedule_lag_seconds",
-                               "Scheduled probe start minus the time it was due (beat's schedule).",
+                               "Scheduled probe start minus the time it was due (beat's schedule).", ["region"],
                                buckets=LAG_BUCKETS),
         tasks_in_flight=Gauge("lookout_worker_tasks_in_flight",
                               "Tasks running in this worker's pool (probes and any other)."),
@@ -121,7 +134,7 @@ def worker_metrics() -> WorkerMetrics:
     )
 
 
-def schedule_lag_observe(due_at: object, *, started_at: float | None = None) -> None:
+def schedule_lag_observe(due_at: object, *, started_at: float | None = None, region: str = "") -> None:
     """Observe a scheduled probe's lag from the due time beat stamped on it (None for check-now)."""
     if due_at is None:
         return
@@ -130,7 +143,8 @@ def schedule_lag_observe(due_at: object, *, started_at: float | None = None) -> 
     except (TypeError, ValueError):
         return
     # A clock a little behind beat's must not record a negative lag.
-    worker_metrics().schedule_lag.observe(max(0.0, (started_at or time.time()) - due))
+    worker_metrics().schedule_lag.labels(region=region or process_region()).observe(
+        max(0.0, (started_at or time.time()) - due))
 
 
 def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_flight: Callable[[], float],
@@ -142,9 +156,11 @@ def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_fligh
     metrics.tasks_in_flight.set_function(in_flight)
     metrics.consumer_loop_age.set_function(loop_age)
     metrics.broker_connected.set_function(broker_connected)
+    region = process_region()
+    metrics.schedule_lag.labels(region=region)
     for probe_type in PROBE_TYPES:
         for result in PROBE_RESULTS:
-            PROBES.labels(type=probe_type, result=result)
+            PROBES.labels(type=probe_type, result=result, region=region)
     for task in tasks:
         TASK_FAILURES.labels(task=task)
         TASK_RETRIES.labels(task=task)
@@ -216,3 +232,42 @@ class DegradedCollector:
             self._value = 1.0 if self._read() else 0.0
             self._read_at = time.monotonic()
         yield GaugeMetricFamily("lookout_degraded", _DEGRADED_HELP, value=self._value)
+
+
+# --- regions: suspect regions and their workers (read from the database by beat alone, like lookout_degraded) ----
+
+_SUSPECT_HELP = "1 while the region is suspect (its votes not counted), else 0."
+_WORKERS_HELP = "Workers and agents of the region seen in the last minute."
+
+
+@dataclass(frozen=True)
+class RegionGauges:
+    suspect: bool
+    workers: int
+
+
+class RegionCollector:
+    """lookout_region_suspect{region} and lookout_region_workers{region}, one series per configured region."""
+
+    def __init__(self, read: Callable[[], Mapping[str, RegionGauges]], cache_seconds: float = 5.0) -> None:
+        self._read = read
+        self._cache_seconds = cache_seconds
+        self._values: Mapping[str, RegionGauges] = {}
+        self._read_at = float("-inf")
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Registration reads this instead of collect(): no database access at process start.
+        yield GaugeMetricFamily("lookout_region_suspect", _SUSPECT_HELP, labels=["region"])
+        yield GaugeMetricFamily("lookout_region_workers", _WORKERS_HELP, labels=["region"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if time.monotonic() - self._read_at > self._cache_seconds:
+            self._values = self._read()
+            self._read_at = time.monotonic()
+        suspect = GaugeMetricFamily("lookout_region_suspect", _SUSPECT_HELP, labels=["region"])
+        workers = GaugeMetricFamily("lookout_region_workers", _WORKERS_HELP, labels=["region"])
+        for region, gauges in self._values.items():
+            suspect.add_metric([region], 1.0 if gauges.suspect else 0.0)
+            workers.add_metric([region], float(gauges.workers))
+        yield suspect
+        yield workers

@@ -8,6 +8,9 @@ from lookout.monitors.models import Monitor
 class ResultRollup(models.Model):
     monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="rollups")
     hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    # The region of the results rolled up, as ProbeResult stores it: "" is the home region's results from before
+    # regions existed (and every rollup made before this column): one row per monitor, hour and region.
+    region = models.CharField(max_length=32, blank=True, default="")
     checks = models.PositiveIntegerField()
     failures = models.PositiveIntegerField()
     # Latency of successful probes: count, sum and a histogram over lookout.stats.buckets.EDGES_MS, so
@@ -18,7 +21,8 @@ class ResultRollup(models.Model):
 
     class Meta:
         ordering = ["monitor", "hour"]
-        constraints = [models.UniqueConstraint(fields=["monitor", "hour"], name="rollup_once_per_monitor_hour")]
+        constraints = [models.UniqueConstraint(fields=["monitor", "hour", "region"],
+                                               name="rollup_once_per_monitor_hour_region")]
         indexes = [models.Index(fields=["hour"])]
 
     def __str__(self) -> str:

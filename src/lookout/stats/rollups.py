@@ -35,14 +35,15 @@ def rolled_until() -> datetime | None:
 
 
 def hours_rollup(*, start: datetime, end: datetime) -> int:
-    """(Re)compute every monitor's rollups of the hours in [start, end) from raw results, in one grouped query.
+    """(Re)compute every monitor's rollups of the hours in [start, end) per region from raw results, in one
+    grouped query.
 
     Idempotent: a rerun overwrites the same rows with the same values. Returns the rows written.
     """
     at_most = {f"le{index}": Count("id", filter=Q(success=True, response_time_ms__lte=edge))
                for index, edge in enumerate(EDGES_MS)}
     groups = (ProbeResult.objects.filter(checked_at__gte=start, checked_at__lt=end).order_by()
-              .annotate(hour=TruncHour("checked_at", tzinfo=UTC)).values("monitor_id", "hour")
+              .annotate(hour=TruncHour("checked_at", tzinfo=UTC)).values("monitor_id", "hour", "region")
               .annotate(checks=Count("id"), failures=Count("id", filter=Q(success=False)),
                         latency_count=Count("id", filter=Q(success=True)),
                         latency_sum=Sum("response_time_ms", filter=Q(success=True)), **at_most))
@@ -51,7 +52,8 @@ def hours_rollup(*, start: datetime, end: datetime) -> int:
         group: Mapping[str, Any] = row  # Django's plugin types the named counts, not the le{index} ones of a dict
         cumulative = [group[f"le{index}"] for index in range(len(EDGES_MS))] + [group["latency_count"]]
         buckets = [cumulative[0]] + [cumulative[i] - cumulative[i - 1] for i in range(1, len(cumulative))]
-        batch.append(ResultRollup(monitor_id=group["monitor_id"], hour=group["hour"], checks=group["checks"],
+        batch.append(ResultRollup(monitor_id=group["monitor_id"], hour=group["hour"], region=group["region"],
+                                  checks=group["checks"],
                                   failures=group["failures"], latency_count=group["latency_count"],
                                   latency_sum_ms=group["latency_sum"] or 0.0, latency_buckets=buckets))
         if len(batch) == 2000:  # bounded memory, whatever the number of monitors
@@ -67,7 +69,7 @@ def _rollups_write(rows: list[ResultRollup]) -> int:
     alive = set(Monitor.objects.filter(pk__in={row.monitor_id for row in rows}).values_list("pk", flat=True))
     rows = [row for row in rows if row.monitor_id in alive]
     ResultRollup.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["monitor", "hour"],
+        rows, update_conflicts=True, unique_fields=["monitor", "hour", "region"],
         update_fields=["checks", "failures", "latency_count", "latency_sum_ms", "latency_buckets"],
     )
     return len(rows)

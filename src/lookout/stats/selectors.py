@@ -29,10 +29,19 @@ class Tally:
         self.buckets = [0] * BUCKETS
 
 
-def _raw_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, inclusive: bool) -> None:
+def stored_regions(region: str) -> list[str]:
+    """The `region` values results and rollups of a region carry: the home region's include those from before
+    regions existed ("")."""
+    return [region, ""] if region == settings.LOOKOUT_HOME_REGION else [region]
+
+
+def _raw_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, inclusive: bool,
+             region: str | None) -> None:
     # Only the edges of a window are raw (at most about two hours while the rollup task keeps up): one
     # query for their rows costs less than separate counts and latencies.
     results = ProbeResult.objects.filter(monitor=monitor, checked_at__gte=start)
+    if region is not None:
+        results = results.filter(region__in=stored_regions(region))
     results = results.filter(checked_at__lte=end) if inclusive else results.filter(checked_at__lt=end)
     rows = list(results.order_by().values_list("success", "response_time_ms"))
     latencies = [ms for success, ms in rows if success]
@@ -43,11 +52,14 @@ def _raw_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, 
     histogram_add(tally.buckets, histogram(latencies))
 
 
-def _rollups_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime) -> None:
-    # Tuples, not model instances: a 30-day window is 720 rows, and building models would cost more than the
-    # query. (Summing the JSON buckets in SQL was measured slower still.)
-    rows = ResultRollup.objects.filter(monitor=monitor, hour__gte=start, hour__lt=end).order_by().values_list(
-        "checks", "failures", "latency_count", "latency_sum_ms", "latency_buckets")
+def _rollups_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, region: str | None) -> None:
+    # Tuples, not model instances: a 30-day window is 720 rows per region, and building models would cost more
+    # than the query. (Summing the JSON buckets in SQL was measured slower still.) Unfiltered, every region's
+    # rows add up: the same sums as one row per hour would give.
+    rollups = ResultRollup.objects.filter(monitor=monitor, hour__gte=start, hour__lt=end)
+    if region is not None:
+        rollups = rollups.filter(region__in=stored_regions(region))
+    rows = rollups.order_by().values_list("checks", "failures", "latency_count", "latency_sum_ms", "latency_buckets")
     for checks, failures, latency_count, latency_sum_ms, buckets in rows:
         tally.checks += checks
         tally.failures += failures
@@ -56,7 +68,7 @@ def _rollups_add(tally: Tally, *, monitor: Monitor, start: datetime, end: dateti
         histogram_add(tally.buckets, buckets)
 
 
-def window_tally(*, monitor: Monitor, start: datetime, now: datetime) -> Tally:
+def window_tally(*, monitor: Monitor, start: datetime, now: datetime, region: str | None = None) -> Tally:
     """Checks, failures and latency over [start, now]: rollups for rolled hours, raw results for the rest.
 
     A window starting mid-hour takes that partial hour from raw results while they are kept; beyond the
@@ -69,12 +81,13 @@ def window_tally(*, monitor: Monitor, start: datetime, now: datetime) -> Tally:
         raw_kept_since = now - timedelta(days=settings.LOOKOUT_RESULTS_RETENTION_DAYS)
         if start >= raw_kept_since:
             first_hour = hour_ceil(start)
-            _raw_add(tally, monitor=monitor, start=start, end=min(first_hour, boundary), inclusive=False)
+            _raw_add(tally, monitor=monitor, start=start, end=min(first_hour, boundary), inclusive=False,
+                     region=region)
         else:
             first_hour = hour_floor(start)
         if first_hour < boundary:
-            _rollups_add(tally, monitor=monitor, start=first_hour, end=boundary)
-    _raw_add(tally, monitor=monitor, start=boundary, end=now, inclusive=True)
+            _rollups_add(tally, monitor=monitor, start=first_hour, end=boundary, region=region)
+    _raw_add(tally, monitor=monitor, start=boundary, end=now, inclusive=True, region=region)
     return tally
 
 
@@ -89,10 +102,13 @@ def downtime(*, monitor: Monitor, start: datetime, now: datetime) -> tuple[float
     return seconds, count
 
 
-def monitor_stats(*, monitor: Monitor, window: str, now: datetime | None = None) -> dict[str, Any]:
+def monitor_stats(*, monitor: Monitor, window: str, now: datetime | None = None,
+                  region: str | None = None) -> dict[str, Any]:
+    """The monitor's statistics over the window; with a region, its checks, failures and latency are that region's
+    results alone (downtime and incidents stay the monitor's: its regions decide them together)."""
     now = now or timezone.now()
     start = now - WINDOWS[window]
-    tally = window_tally(monitor=monitor, start=start, now=now)
+    tally = window_tally(monitor=monitor, start=start, now=now, region=region)
     down_seconds, incidents = downtime(monitor=monitor, start=start, now=now)
 
     def ms(value: float | None) -> float | None:

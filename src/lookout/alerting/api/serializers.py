@@ -80,11 +80,16 @@ class ChannelTestSerializer(serializers.Serializer[Any]):
 class IncidentSerializer(serializers.ModelSerializer[Incident]):
     open = serializers.SerializerMethodField()
     duration_seconds = serializers.SerializerMethodField(help_text="Up to now while the incident is open.")
+    regions = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                    help_text="A monitor of several regions: those whose failures confirmed it "
+                                              "([]: a monitor of one region).")
+    regions_total = serializers.IntegerField(read_only=True,
+                                             help_text="How many of its regions counted then (0: one region).")
 
     class Meta:
         model = Incident
         fields = ["id", "monitor", "started_at", "detected_at", "ended_at", "duration_seconds", "open", "cause",
-                  "alerts_deferred"]
+                  "regions", "regions_total", "alerts_deferred"]
 
     def get_open(self, incident: Incident) -> bool:
         return incident.ended_at is None

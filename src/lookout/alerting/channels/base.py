@@ -9,7 +9,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Message:
-    event: str  # monitor.down, monitor.up, tls.expiring, lookout.degraded, lookout.recovered, channel.test
+    event: str  # monitor.down, monitor.up, tls.expiring, lookout.degraded, lookout.recovered,
+    # lookout.region.suspect, lookout.region.recovered, channel.test
     event_id: str  # stable across attempts: receivers drop repeats by it
     payload: dict[str, Any]
 

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from lookout.alerting.models import Channel
 
 _ICONS = {"monitor.down": ":red_circle:", "monitor.up": ":large_green_circle:", "tls.expiring": ":warning:",
-          "lookout.degraded": ":warning:", "lookout.recovered": ":white_check_mark:", "channel.test": ":wave:"}
+          "lookout.degraded": ":warning:", "lookout.recovered": ":white_check_mark:",
+          "lookout.region.suspect": ":warning:", "lookout.region.recovered": ":white_check_mark:",
+          "channel.test": ":wave:"}
 
 
 def slack_text(message: Message) -> str:

@@ -1,5 +1,7 @@
 """Human-readable text of an alert, shared by the email and Slack channels."""
 
+from typing import Any
+
 from lookout.alerting.channels.base import Message
 
 
@@ -27,6 +29,11 @@ def message_subject(message: Message) -> str:
         return "Lookout suspects itself: many monitors failing at once, alerts held"
     if message.event == "lookout.recovered":
         return "Lookout recovered: monitor failures are back to normal"
+    region = (payload.get("episode") or {}).get("region", "")
+    if message.event == "lookout.region.suspect":
+        return f"Region {region} suspect: its failures stand far above the other regions', its votes not counted"
+    if message.event == "lookout.region.recovered":
+        return f"Region {region} recovered: its votes count again"
     return "Test message from Lookout"
 
 
@@ -49,7 +56,9 @@ def message_lines(message: Message) -> list[str]:
     if certificate:
         lines.append(f"Certificate expires: {certificate.get('not_after')} ({certificate.get('days_left')} days left)")
     episode = payload.get("episode")
-    if episode:
+    if episode and episode.get("region"):
+        lines.extend(_region_lines(message.event, episode))
+    elif episode:
         lines.append(f"{episode['failing']} of {episode['probed']} recently probed monitors failing "
                      f"(since {episode['started_at']}).")
         if message.event == "lookout.degraded":
@@ -62,4 +71,16 @@ def message_lines(message: Message) -> list[str]:
         lines.append(str(payload["message"]))
     if payload.get("link"):
         lines.append(f"Details: {payload['link']}")
+    return lines
+
+
+def _region_lines(event: str, episode: dict[str, Any]) -> list[str]:
+    lines = [f"Region {episode['region']}: {episode.get('failures')} of {episode.get('results')} results failed "
+             f"({episode.get('failure_percent')} %) in the last {_duration(episode.get('window_seconds'))}; "
+             f"the other regions at most {episode.get('others_percent')} % (suspect since {episode['started_at']})."]
+    if event == "lookout.region.suspect":
+        lines.append("Its monitors are decided by their other regions until it recovers; check its network, DNS "
+                     "and workers.")
+    else:
+        lines.append(f"Recovered at {episode.get('ended_at')}: its votes count again.")
     return lines

@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from lookout.alerting.api.serializers import OwnedPrimaryKeyField
@@ -23,11 +23,21 @@ from lookout.monitors.rules import (
     TIMEOUT_BOUNDS,
 )
 from lookout.monitors.rules import MAX_LENGTHS as LENGTH
+from lookout.monitors.selectors import monitor_regions_status
 
 
 class OwnedChannelsField(OwnedPrimaryKeyField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(Channel, **kwargs)
+
+
+class RegionStatusSerializer(serializers.Serializer[Any]):
+    region = serializers.CharField(help_text="A name of LOOKOUT_REGIONS.")
+    status = serializers.ChoiceField(choices=["up", "down", "unknown"],
+                                     help_text="Its latest result; unknown: none within two intervals.")
+    checked_at = serializers.DateTimeField(allow_null=True, help_text="When it was probed (null: never).")
+    response_time_ms = serializers.FloatField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
 
 
 @extend_schema_serializer(examples=[
@@ -101,6 +111,8 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
     channels = OwnedChannelsField(many=True, required=False,
                                   help_text="Ids of your channels to alert (your default channels are alerted too).")
     push_url = serializers.SerializerMethodField(help_text="push: where the target sends its heartbeats.")
+    regions_status = serializers.SerializerMethodField(
+        help_text="Each of its regions' latest result ([] for a monitor that names no regions).")
     secret_header_names = serializers.SerializerMethodField()
     basic_auth_password_set = serializers.SerializerMethodField()
     tls_expires_at = serializers.DateTimeField(source="tls_not_after", read_only=True, allow_null=True,
@@ -116,8 +128,8 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
                   "max_redirects", "max_body_bytes", "ip_version", "verify_tls", "tls_expiry_days", "conditions",
                   "send", "expect", "record_type", "expected_answer", "grace", "failure_threshold",
                   "recovery_threshold", "regions", "confirm", "channels", "push_url", "enabled", "status",
-                  "last_checked_at", "last_response_time_ms", "last_phases", "tls_expires_at", "created_at",
-                  "updated_at"]
+                  "regions_status", "last_checked_at", "last_response_time_ms", "last_phases", "tls_expires_at",
+                  "created_at", "updated_at"]
         read_only_fields = ["id", "enabled", "status", "last_checked_at", "last_response_time_ms", "created_at",
                             "updated_at"]
 
@@ -127,6 +139,10 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
         path = f"/api/v1/push/{monitor.push_token}"
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
+
+    @extend_schema_field(RegionStatusSerializer(many=True))
+    def get_regions_status(self, monitor: Monitor) -> list[dict[str, Any]]:
+        return monitor_regions_status(monitor)
 
     def get_secret_header_names(self, monitor: Monitor) -> list[str]:
         return sorted(secret_headers_decrypt(monitor.secret_headers)) if monitor.secret_headers else []

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from lookout.stats.selectors import WINDOWS
@@ -7,6 +8,15 @@ from lookout.stats.selectors import WINDOWS
 
 class StatsQuerySerializer(serializers.Serializer[Any]):
     window = serializers.ChoiceField(choices=list(WINDOWS), default="24h", help_text="How far back from now.")
+    region = serializers.CharField(required=False, max_length=32,
+                                   help_text="Only this region's results (a name of LOOKOUT_REGIONS).")
+
+    def validate_region(self, value: str) -> str:
+        # Checked against the settings at request time, not at import: a ChoiceField would freeze them.
+        if value not in settings.LOOKOUT_REGIONS:
+            raise serializers.ValidationError(
+                f"Unknown region {value!r}: the regions are {', '.join(settings.LOOKOUT_REGIONS)}.")
+        return value
 
 
 class ResponseTimeSerializer(serializers.Serializer[Any]):

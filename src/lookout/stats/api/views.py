@@ -20,5 +20,6 @@ class MonitorStatsView(APIView):
             raise NotFound("No such monitor.")
         query = StatsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        stats = monitor_stats(monitor=monitor, window=query.validated_data["window"])
+        stats = monitor_stats(monitor=monitor, window=query.validated_data["window"],
+                              region=query.validated_data.get("region"))
         return Response(MonitorStatsSerializer(stats).data)
