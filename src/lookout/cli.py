@@ -19,7 +19,7 @@ from lookout.environment import EnvironmentInvalid, env_list
 
 CELERY_APP = "lookout.config.celery_app"
 AGENT_APP = "lookout.agent.app"
-HOME_QUEUES = "probes,alerts,celery"
+HOME_QUEUES = "probes,results,alerts,celery"
 SCHEDULER = "lookout.scheduling.scheduler:LookoutScheduler"
 DEFAULT_CONCURRENCY = 50
 # Database connections per worker process. Probes hold none: they read their monitors and write their results

@@ -20,9 +20,12 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from lookout import __version__
+from lookout.agent import context as region_context
 from lookout.alerting.guard import guard_degraded
 from lookout.alerting.models import AttemptOutcome, ChannelKind
 from lookout.config.env import env_int, env_str
+from lookout.core.regions import region_key
+from lookout.core.target_policy import target_policy
 from lookout.observability.health import database_ok
 from lookout.observability.liveness import consumer_state, kombu_retry_sleep_cooperative
 from lookout.observability.metrics import (
@@ -118,6 +121,15 @@ def home_worker_heartbeat(worker: str) -> bool:
         # caller's transaction is using.)
         if not connection.in_atomic_block:
             connection.close()
+
+
+@worker_init.connect
+def region_context_configure(**_: Any) -> None:
+    """A worker of another region (`lookout worker --region NAME`) probes that region's runs as an agent does: with
+    the region's key (derived here, from the home side's material) and this installation's safe-target policy."""
+    if settings.LOOKOUT_REGION != settings.LOOKOUT_HOME_REGION:
+        region_context.configure(region=settings.LOOKOUT_REGION, key=region_key(settings.LOOKOUT_REGION),
+                                 policy=target_policy())
 
 
 @worker_ready.connect

@@ -4,7 +4,6 @@ webhook receiver, results from the database the home region writes."""
 
 import json
 import signal
-import subprocess
 import time
 
 import psycopg

@@ -55,7 +55,7 @@ def region_probe(self: Task[Any, Any], run: dict[str, Any]) -> None:
     in_flight.add(1)
     try:
         if not (self.request.delivery_info or {}).get("redelivered"):  # as at home: a first attempt's lag only
-            schedule_lag_observe(run.get("due"))
+            schedule_lag_observe(run.get("due"), region=context.region)
         try:
             if run.get("region") != context.region:
                 raise RunInvalid(f"a run for region {run.get('region')!r} reached a prober of {context.region!r}")
@@ -65,7 +65,7 @@ def region_probe(self: Task[Any, Any], run: dict[str, Any]) -> None:
             raise
         outcome = probe(spec)
         probe_observe(probe_type=spec.type, success=outcome.success, seconds=outcome.response_time_ms / 1000,
-                      phases=outcome.phases)
+                      phases=outcome.phases, region=context.region)
         result = result_json(outcome, run, worker=self.request.hostname or "")
         try:
             results_publisher(self.app).publish(result)

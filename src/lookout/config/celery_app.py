@@ -8,4 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lookout.config.settings")
 
 app = Celery("lookout")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["lookout.probes", "lookout.alerting", "lookout.regions", "lookout.stats"])
+app.autodiscover_tasks(["lookout.agent", "lookout.probes", "lookout.alerting", "lookout.regions", "lookout.stats"])

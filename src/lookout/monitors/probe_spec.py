@@ -14,7 +14,7 @@ from lookout.core.regions import region_key, secrets_digest
 from lookout.core.target_policy import target_policy
 from lookout.monitors.models import Monitor
 from lookout.monitors.rules import monitor_regions
-from lookout.probes.engine import PROBE_TYPES, ProbeSpec, spec_fields
+from lookout.probes.engine import PROBE_TYPES, ProbeSpec, region_user_agent, spec_fields
 from lookout.scheduling import schedules
 
 # ProbeSpec fields whose value is not the monitor's field of the same name. Every other field a type lists
@@ -47,9 +47,12 @@ _SEALED = {"headers", "basic_auth", "policy"}
 
 
 def probe_spec(monitor: Monitor) -> ProbeSpec:
-    """What to probe: the fields the monitor's type reads; the others keep the engine's defaults."""
+    """What to probe: the fields the monitor's type reads; the others keep the engine's defaults. With several
+    regions configured, the home region's probes name it in their User-Agent as every other region's do."""
     return ProbeSpec(**{name: _SPEC_VALUES[name](monitor) if name in _SPEC_VALUES else getattr(monitor, name)
-                        for name in spec_fields(monitor.type)})
+                        for name in spec_fields(monitor.type)},
+                     user_agent=region_user_agent(settings.LOOKOUT_HOME_REGION)
+                     if len(settings.LOOKOUT_REGIONS) > 1 else None)
 
 
 def regional_payload(monitor: Monitor, *, current: dict[str, Any] | None) -> dict[str, Any] | None:
