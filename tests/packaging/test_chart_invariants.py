@@ -27,8 +27,6 @@ from support.chart import (
 RECOMMENDED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
                       "app.kubernetes.io/component", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by")
 SOURCE = REPO / "src" / "lookout"
-# Names of the regions contract (issue 14) that the chart sets while the code reading them lands beside it.
-REGIONS_CONTRACT_NAMES = {"LOOKOUT_REGIONS", "LOOKOUT_REGION_KEY"}
 
 
 @pytest.fixture(scope="module", params=sorted(VALUE_SETS))
@@ -70,7 +68,7 @@ def paths_the_code_serves() -> set[str]:
 
 
 def env_names_the_code_reads() -> set[str]:
-    names = set(REGIONS_CONTRACT_NAMES)
+    names: set[str] = set()
     for path in SOURCE.rglob("*.py"):
         names |= set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', path.read_text()))
     return names

@@ -127,7 +127,7 @@ def test_the_agent_has_the_broker_and_its_key_and_nothing_of_the_home_side():
                    "LOOKOUT_METRICS_PORT": "9542", "LOOKOUT_ALLOW_PRIVATE_TARGETS": "0",
                    "LOOKOUT_TARGET_ALLOWLIST": "", "LOOKOUT_LOG_FORMAT": "json"}
     assert {port["name"]: port["containerPort"] for port in container["ports"]} == {"metrics": 9542}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "metrics"}
 
 
 def test_a_new_broker_url_rolls_the_agent():
