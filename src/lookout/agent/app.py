@@ -2,7 +2,7 @@
 
 Its settings are the home worker's where they matter (JSON, acks late, prefetch 1, publisher confirms). It
 declares its own queue and nothing else, and runs without events, remote control, gossip or mingle, so its
-broker user needs no rights beyond the region's queue and publishing to `results` (docs/agent-notes.md).
+broker user needs no rights beyond the region's queue and publishing to `results` (docs/regions.md).
 """
 
 import logging
