@@ -7,9 +7,8 @@ from django.utils import timezone
 
 from lookout.alerting.guard import guard_degraded, guard_sweep
 from lookout.alerting.models import AlertEvent, DegradedEpisode, Notification, NotificationState
-from lookout.alerting.services import ChannelSpec, channel_create
 from lookout.observability.metrics import DegradedCollector
-from support.alerting import monitor_for, record, webhook_channel
+from support.alerting import monitor_for, record, staff_webhook_channel, webhook_channel
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +23,7 @@ def thresholds(settings):
 
 @pytest.fixture
 def staff_channel(django_user_model):
-    ops = django_user_model.objects.create_user(username="ops", is_staff=True)
-    return channel_create(owner=ops, spec=ChannelSpec(name="ops", kind="webhook", url="http://127.0.0.1:9/ops",
-                                                      system_events=True))
+    return staff_webhook_channel(django_user_model)
 
 
 @pytest.fixture

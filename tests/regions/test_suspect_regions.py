@@ -12,12 +12,12 @@ from lookout.alerting.channels.slack import slack_text
 from lookout.alerting.channels.text import message_lines, message_subject
 from lookout.alerting.guard import episode_open_get, guard_degraded, guard_sweep
 from lookout.alerting.models import AlertEvent, DegradedEpisode, Notification
-from lookout.alerting.services import ChannelSpec, channel_create
 from lookout.config.celery_app import app
 from lookout.monitors.models import ProbeResult
 from lookout.regions.suspects import regions_suspect_sweep, suspect_regions
 from lookout.regions.tasks import regions_sweep
 from lookout.scheduling.periodic_tasks import periodic_tasks_seed
+from support.alerting import staff_webhook_channel
 from support.results import new_monitor
 
 pytestmark = pytest.mark.django_db
@@ -35,9 +35,7 @@ def regions(settings):
 
 @pytest.fixture
 def staff_channel(django_user_model):
-    ops = django_user_model.objects.create_user(username="ops", is_staff=True)
-    return channel_create(owner=ops, spec=ChannelSpec(name="ops", kind="webhook", url="http://127.0.0.1:9/ops",
-                                                      system_events=True))
+    return staff_webhook_channel(django_user_model)
 
 
 @pytest.fixture

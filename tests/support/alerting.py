@@ -20,6 +20,13 @@ def monitor_for(owner, *, channels: list[Channel] = (), **fields) -> Monitor:
         "channels": [channel.pk for channel in channels], **fields}))
 
 
+def staff_webhook_channel(user_model) -> Channel:
+    """A staff user's webhook channel receiving installation events (to a closed port: its deliveries fail)."""
+    ops = user_model.objects.create_user(username="ops", is_staff=True)
+    return channel_create(owner=ops, spec=ChannelSpec(name="ops", kind="webhook", url="http://127.0.0.1:9/ops",
+                                                      system_events=True))
+
+
 def webhook_channel(owner, url: str, **fields) -> Channel:
     return channel_create(owner=owner, spec=ChannelSpec(**{"name": "hook", "kind": "webhook", "url": url, **fields}))
 
