@@ -9,6 +9,8 @@ No Django here: the Django settings (through lookout.config.env) and the databas
 import ipaddress
 import os
 import re
+import ssl
+from urllib.parse import urlsplit
 
 
 class EnvironmentInvalid(ValueError):
@@ -86,3 +88,16 @@ def env_regions(name: str) -> list[str]:
     if len(set(regions)) != len(regions):
         raise EnvironmentInvalid(f"{name}={','.join(regions)} names a region twice")
     return regions
+
+
+def broker_tls(url: str | None) -> dict[str, object] | None:
+    """TLS options for an `amqps://` broker URL: the certificate verified and its host name checked against the
+    URL's (py-amqp checks the host name only when told it); LOOKOUT_BROKER_CA_FILE: a CA bundle of its own."""
+    if not url or not url.startswith("amqps://"):
+        return None
+    host = urlsplit(url.split(";")[0]).hostname
+    options: dict[str, object] = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": host}
+    ca_file = env_str("LOOKOUT_BROKER_CA_FILE")
+    if ca_file:
+        options["ca_certs"] = ca_file
+    return options

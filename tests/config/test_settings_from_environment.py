@@ -75,3 +75,17 @@ def test_postgresql_connections_time_out_and_keep_alive_unless_the_url_says_othe
     options = ast.literal_eval(done.stdout.strip())
     assert int(options["connect_timeout"]) == 2  # the URL's own
     assert (options["keepalives"], options["keepalives_idle"], options["tcp_user_timeout"]) == (1, 30, 60_000)
+
+
+def test_an_amqps_broker_has_its_certificate_and_host_name_checked():
+    done = load_settings("dict(s.CELERY_BROKER_USE_SSL, cert_reqs=int(s.CELERY_BROKER_USE_SSL['cert_reqs']))",
+                         SECRET_KEY=STRONG_KEY, CELERY_BROKER_URL="amqps://lookout:pw@mq.example.com:5671/lookout")
+
+    assert done.returncode == 0, done.stderr
+    assert ast.literal_eval(done.stdout.strip()) == {"cert_reqs": 2, "server_hostname": "mq.example.com"}
+
+
+def test_a_plain_amqp_broker_has_no_tls_options():
+    done = load_settings("s.CELERY_BROKER_USE_SSL", SECRET_KEY=STRONG_KEY, CELERY_BROKER_URL="amqp://127.0.0.1//")
+
+    assert done.returncode == 0 and done.stdout.strip() == "None"

@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from lookout.agent import context
 from lookout.agent.settings import agent_settings
 from lookout.agent.tasks import in_flight
+from lookout.environment import broker_tls
 from lookout.observability.liveness import consumer_state, kombu_retry_sleep_cooperative
 from lookout.observability.logging import logging_config
 from lookout.observability.metrics import region_series_initialize, worker_series_initialize
@@ -31,6 +32,7 @@ app = Celery("lookout-agent", include=["lookout.agent.tasks"])
 app.conf.update(
     broker_url=settings.broker_url,
     broker_transport_options={"confirm_publish": True} if settings.broker_url.startswith("amqp") else {},
+    broker_use_ssl=broker_tls(settings.broker_url),
     broker_connection_retry_on_startup=True,
     worker_cancel_long_running_tasks_on_connection_loss=True,
     task_serializer="json",

@@ -7,6 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from lookout.config.env import env_bool, env_cidrs, env_int, env_list, env_regions, env_required, env_str
+from lookout.environment import broker_tls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -331,6 +332,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_USE_SSL = broker_tls(CELERY_BROKER_URL)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True} if (CELERY_BROKER_URL or "").startswith("amqp") else {}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's consumer, reporting each turn of its loop: the worker's /healthz tells "stuck" from "reconnecting".
