@@ -67,12 +67,12 @@ def test_an_agent_execs_celery_on_its_region_s_queue_only(monkeypatch):
 
 
 @pytest.mark.parametrize(("regions", "region", "queues", "expected"), [
-    (None, None, None, "probes,alerts,celery"),
-    ("home,eu-west", None, None, "probes,alerts,celery"),
-    ("home,eu-west", "home", None, "probes,alerts,celery"),
+    (None, None, None, "probes,results,alerts,celery"),
+    ("home,eu-west", None, None, "probes,results,alerts,celery"),
+    ("home,eu-west", "home", None, "probes,results,alerts,celery"),
     ("home,eu-west", "eu-west", None, "probes.eu-west"),
     (None, "eu-west", None, "probes.eu-west"),
-    ("main,eu-west", "main", None, "probes,alerts,celery"),
+    ("main,eu-west", "main", None, "probes,results,alerts,celery"),
     ("home,eu-west", "eu-west", "probes.eu-west,celery", "probes.eu-west,celery"),
 ])
 def test_a_worker_of_another_region_consumes_only_its_region_s_queue(monkeypatch, regions, region, queues,

@@ -140,7 +140,7 @@ def probe_and_report(tmp_path, home: Home, http_target, *, broker_url: str, regi
         probed = f'lookout_region_runs_total{{outcome="probed",region="{region}"}} 1.0'
         metrics = wait_until(lambda: (lambda text: probed in text and text)(
             requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text), timeout=5, what=probed)
-        assert 'lookout_probes_total{result="success",type="http"} 1.0' in metrics
+        assert f'lookout_probes_total{{region="{region}",result="success",type="http"}} 1.0' in metrics
         assert f'lookout_region_runs_total{{outcome="refused",region="{region}"}} 0.0' in metrics
     except BaseException:
         print(log_tail(log))

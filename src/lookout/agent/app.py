@@ -69,6 +69,7 @@ def agent_metrics_start(sender: Any = None, **_: Any) -> None:
         tasks=[name for name in app.tasks if name.startswith("lookout.")],
         concurrency=int(getattr(sender, "concurrency", 0) or 0), in_flight=in_flight,
         loop_age=consumer_state.loop_age, broker_connected=lambda: 1 if consumer_state.connected else 0,
+        region=settings.region,
     )
     region_series_initialize(settings.region)
     if settings.metrics_port:

@@ -149,14 +149,16 @@ def schedule_lag_observe(due_at: object, *, started_at: float | None = None, reg
 
 def worker_series_initialize(*, tasks: Iterable[str], concurrency: int, in_flight: Callable[[], float],
                              loop_age: Callable[[], float], broker_connected: Callable[[], float],
-                             delivery_labels: Iterable[tuple[str, str]] = ()) -> None:
-    """Create the worker's series at start, zeros included, so rates and ratios have data from the first scrape."""
+                             delivery_labels: Iterable[tuple[str, str]] = (), region: str = "") -> None:
+    """Create the worker's series at start, zeros included, so rates and ratios have data from the first scrape.
+
+    `region` empty: this process's (a Django worker's LOOKOUT_REGION); the agent names its own."""
     metrics = worker_metrics()
     metrics.concurrency.set(concurrency)
     metrics.tasks_in_flight.set_function(in_flight)
     metrics.consumer_loop_age.set_function(loop_age)
     metrics.broker_connected.set_function(broker_connected)
-    region = process_region()
+    region = region or process_region()
     metrics.schedule_lag.labels(region=region)
     for probe_type in PROBE_TYPES:
         for result in PROBE_RESULTS:
