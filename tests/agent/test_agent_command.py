@@ -13,6 +13,12 @@ from support.stack import LOOKOUT, base_environment
 KEY = region_key_derive("m" * 40, "eu-west")
 
 
+@pytest.fixture(autouse=True)
+def region_environment(monkeypatch):
+    """The commands export LOOKOUT_REGION for the process they start: undone after each test, not leaked."""
+    monkeypatch.delenv("LOOKOUT_REGION", raising=False)
+
+
 def run_lookout(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([*LOOKOUT, *args], env=base_environment(**env), capture_output=True, text=True,
                           timeout=60)

@@ -46,5 +46,6 @@ def test_a_share_above_100_percent_refuses_to_start():
     assert done.returncode != 0 and "LOOKOUT_GUARD_FAILING_PERCENT" in done.stderr
 
 
-def test_the_worker_consumes_the_alerts_queue_by_default():
+def test_the_worker_consumes_the_alerts_queue_by_default(monkeypatch):
+    monkeypatch.delenv("LOOKOUT_REGION", raising=False)
     assert "alerts" in worker_queues(parser().parse_args(["worker"])).split(",")

@@ -129,7 +129,7 @@ def test_metrics_ports_serve_fleet_and_per_monitor_series_only_with_the_token(st
     for port in (stack.worker_metrics_port, stack.beat_metrics_port):
         assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 401
     worker = requests.get(f"http://127.0.0.1:{stack.worker_metrics_port}/metrics", headers=auth, timeout=5).text
-    assert 'lookout_probes_total{result="success",type="http"}' in worker
+    assert 'lookout_probes_total{region="home",result="success",type="http"}' in worker
     assert "lookout_probe_duration_seconds_bucket" in worker
     assert "monitor_id" not in worker
 
