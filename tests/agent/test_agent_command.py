@@ -15,8 +15,10 @@ KEY = region_key_derive("m" * 40, "eu-west")
 
 @pytest.fixture(autouse=True)
 def region_environment(monkeypatch):
-    """The commands export LOOKOUT_REGION for the process they start: undone after each test, not leaked."""
-    monkeypatch.delenv("LOOKOUT_REGION", raising=False)
+    """The commands export LOOKOUT_REGION for the process they start: undone after each test, not leaked. (Set
+    first: monkeypatch restores only what it recorded, and deleting an absent variable records nothing.)"""
+    monkeypatch.setenv("LOOKOUT_REGION", "")
+    monkeypatch.delenv("LOOKOUT_REGION")
 
 
 def run_lookout(*args: str, **env: str) -> subprocess.CompletedProcess:

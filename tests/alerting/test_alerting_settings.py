@@ -47,5 +47,6 @@ def test_a_share_above_100_percent_refuses_to_start():
 
 
 def test_the_worker_consumes_the_alerts_queue_by_default(monkeypatch):
-    monkeypatch.delenv("LOOKOUT_REGION", raising=False)
+    monkeypatch.setenv("LOOKOUT_REGION", "")  # recorded, so the value the command exports is undone after
+    monkeypatch.delenv("LOOKOUT_REGION")
     assert "alerts" in worker_queues(parser().parse_args(["worker"])).split(",")
