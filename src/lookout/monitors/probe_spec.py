@@ -46,11 +46,15 @@ PROBE_FIELDS = tuple(dict.fromkeys(["enabled", *(source for probe_type in PROBE_
 _SEALED = {"headers", "basic_auth", "policy"}
 
 
+def _spec_values(monitor: Monitor, *, skip: set[str]) -> dict[str, Any]:
+    return {name: _SPEC_VALUES[name](monitor) if name in _SPEC_VALUES else getattr(monitor, name)
+            for name in spec_fields(monitor.type) if name not in skip}
+
+
 def probe_spec(monitor: Monitor) -> ProbeSpec:
     """What to probe: the fields the monitor's type reads; the others keep the engine's defaults. With several
     regions configured, the home region's probes name it in their User-Agent as every other region's do."""
-    return ProbeSpec(**{name: _SPEC_VALUES[name](monitor) if name in _SPEC_VALUES else getattr(monitor, name)
-                        for name in spec_fields(monitor.type)},
+    return ProbeSpec(**_spec_values(monitor, skip=set()),
                      user_agent=region_user_agent(settings.LOOKOUT_HOME_REGION)
                      if len(settings.LOOKOUT_REGIONS) > 1 else None)
 
@@ -64,9 +68,7 @@ def regional_payload(monitor: Monitor, *, current: dict[str, Any] | None) -> dic
     others = [region for region in regions if region != settings.LOOKOUT_HOME_REGION]
     if not others:
         return None
-    public = ProbeSpec(**{name: _SPEC_VALUES[name](monitor) if name in _SPEC_VALUES else getattr(monitor, name)
-                          for name in spec_fields(monitor.type) if name not in _SEALED},
-                       headers=dict(monitor.headers or {}))
+    public = ProbeSpec(**_spec_values(monitor, skip=_SEALED), headers=dict(monitor.headers or {}))
     secret_headers = secret_headers_decrypt(monitor.secret_headers)
     password = secret_decrypt(monitor.basic_auth_password)
     basic_auth = (monitor.basic_auth_username, password) if monitor.basic_auth_username else None

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 
 from lookout.core.regions import run_token_valid
 from lookout.monitors.models import RegionWorker
@@ -29,7 +28,6 @@ class ResultRefused(ValueError):
 def remote_results_record(*, results: list[dict[str, Any]]) -> int:
     """Record the acceptable results (once each); returns how many were accepted. Returns once they committed."""
     records: list[tuple[int, ProbeRecord]] = []
-    workers: dict[tuple[str, str], datetime] = {}
     for value in results:
         try:
             monitor_id, record = _record(value)
@@ -37,13 +35,9 @@ def remote_results_record(*, results: list[dict[str, Any]]) -> int:
             logger.warning("a result from region %r was refused: %s", _text(value, "region"), exc)
             continue
         records.append((monitor_id, record))
-        worker = _text(value, "worker")
-        if worker:
-            workers[(record.region, worker[:255])] = timezone.now()
     if records:
         result_writes.run_many(records)
-    for (region, worker), seen in workers.items():
-        region_worker_seen(region=region, worker=worker, at=seen)
+    # Who sent them is the heartbeats' to say (worker_seen, every 15 s): no upsert per results message.
     return len(records)
 
 
