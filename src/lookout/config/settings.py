@@ -200,6 +200,13 @@ LOOKOUT_LOG_FORMAT = (env_str("LOOKOUT_LOG_FORMAT", "text") or "text").lower()
 if LOOKOUT_LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOOKOUT_LOG_FORMAT={LOOKOUT_LOG_FORMAT!r} must be 'text' or 'json'")
 LOOKOUT_PROBE_QUEUE = "probes"
+# metrics (helper "metrics", docs/metrics.md): per-monitor series beyond the default 5 for every monitor
+# (status, phases, incidents, regions, or all; a monitor opts in alone through its `metrics`), how often beat's
+# snapshot process re-reads the monitors table, and into how many shards it splits the per-monitor series
+# (/metrics?shard=i&of=N; 1: one scrape target holds them all).
+LOOKOUT_MONITOR_METRICS_DETAIL = env_list("LOOKOUT_MONITOR_METRICS_DETAIL")
+LOOKOUT_METRICS_CACHE_SECONDS = env_int("LOOKOUT_METRICS_CACHE_SECONDS", 10, minimum=1)
+LOOKOUT_METRICS_SHARDS = env_int("LOOKOUT_METRICS_SHARDS", 1, minimum=1)
 # Regions (docs/regions.md): where monitors are probed from. The first is the home region: its workers probe from
 # the `probes` queue and record every region's results (arriving on LOOKOUT_RESULTS_QUEUE); another region's runs
 # go to `probes.<region>`, for its workers or database-less agents.
