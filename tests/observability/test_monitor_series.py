@@ -206,3 +206,24 @@ def test_beat_serves_the_refresher_processes_snapshot_over_http(alice, monkeypat
         if server is not None:
             server.shutdown()
     assert os.listdir(tmp_path)
+
+
+def samples_of(text: str) -> set[tuple[str, tuple, float]]:
+    return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in text_string_to_metric_families(text)
+            for s in f.samples if "monitor_id" in s.labels}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_orm_path_of_other_databases_renders_the_same_series(alice, monkeypatch):
+    """lookout dev runs on SQLite, without the PostgreSQL query: its path through the ORM must agree."""
+    monitors = monitors_seed(alice, 20)
+    Monitor.objects.filter(pk__in=[m.pk for m in monitors[:5]]).update(metrics=["phases", "status", "incidents"])
+    postgresql = samples_of(MonitorCollector().exposition().decode())
+
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    other = samples_of(MonitorCollector().exposition().decode())
+
+    assert other == postgresql
+    # 20 monitors of KINDS (2 lots of 4 up with TLS, 3 down, 2 pending, 1 paused): 74 default series; the first
+    # five (4 up, 1 down: all probed) opt into status (6), phases (5) and incidents (1) each.
+    assert len(postgresql) == 2 * (4 * 5 + 3 * 4 + 2 * 1 + 3) + 5 * 12

@@ -14,7 +14,7 @@ import gzip
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import cast
@@ -139,8 +139,15 @@ def regions_up(monitor_ids: Iterable[int] | None) -> dict[int, tuple[tuple[str, 
 
 
 def _opted_in(detail: str) -> list[int]:
+    if connection.vendor != "postgresql":  # SQLite (lookout dev) has no JSON containment: few rows, read them
+        return [pk for pk, metrics in Monitor.objects.values_list("id", "metrics") if detail in (metrics or [])]
     # jsonb containment, by the Monitor.metrics list: few monitors opt in, and this reads only their ids.
     return list(Monitor.objects.filter(metrics__contains=[detail]).values_list("id", flat=True))
+
+
+# id, name, url, type, owner, status, last check, last duration (ms), TLS expiry, status/incidents/regions wanted,
+# phases (JSON text, only when wanted): one row of _rows_sql.
+Row = tuple[int, str, str, str, str, str, float | None, float | None, float | None, bool, bool, bool, str | None]
 
 
 def _rows_sql(everywhere: frozenset[str]) -> str:
@@ -157,6 +164,32 @@ def _rows_sql(everywhere: frozenset[str]) -> str:
             f" {wants(MetricsDetail.STATUS)}, {wants(MetricsDetail.INCIDENTS)}, {wants(MetricsDetail.REGIONS)},"
             f" CASE WHEN {wants(MetricsDetail.PHASES)} THEN m.last_phases::text END"
             f" FROM {monitor} m JOIN {owner} o ON o.id = m.owner_id ORDER BY m.id")
+
+
+def _row_batches(everywhere: frozenset[str]) -> Iterator[list[Row]]:
+    if connection.vendor == "postgresql":
+        # A named (server-side) cursor: PostgreSQL sends CHUNK_ROWS rows at a time, never the whole table.
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(_rows_sql(everywhere))
+            while fetched := cursor.fetchmany(CHUNK_ROWS):
+                yield cast(list[Row], fetched)
+        return
+    # Elsewhere (lookout dev's SQLite, a few monitors): the same rows through the ORM.
+    columns = Monitor.objects.values_list("id", "name", "url", "type", "owner__username", "status", "last_checked_at",
+                                          "last_response_time_ms", "tls_not_after", "metrics", "last_phases")
+    batch: list[Row] = []
+    for pk, name, url, kind, owner, status, checked, elapsed, not_after, metrics, phases in \
+            columns.order_by("id").iterator(chunk_size=CHUNK_ROWS):
+        wants = everywhere | set(metrics or [])
+        batch.append((pk, name, url, kind, owner, status, checked.timestamp() if checked else None, elapsed,
+                      not_after.timestamp() if not_after else None, MetricsDetail.STATUS in wants,
+                      MetricsDetail.INCIDENTS in wants, MetricsDetail.REGIONS in wants,
+                      json.dumps(phases or {}) if MetricsDetail.PHASES in wants else None))
+        if len(batch) >= CHUNK_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @dataclass
@@ -179,9 +212,6 @@ class _Shard:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
-# id, name, url, type, owner, status, last check, last duration (ms), TLS expiry, status/incidents/regions wanted,
-# phases (JSON text, only when wanted): one row of _rows_sql.
-Row = tuple[int, str, str, str, str, str, float | None, float | None, float | None, bool, bool, bool, str | None]
 _UP_VALUE: dict[str, str] = {MonitorStatus.UP: "1.0", MonitorStatus.DOWN: "0.0"}
 
 
@@ -289,13 +319,10 @@ def snapshot_render(*, shards: int = 1) -> Snapshot:
         incidents = open_incident_counts()
         regions = regions_up(None if MetricsDetail.REGIONS in everywhere else _opted_in(MetricsDetail.REGIONS))
         renderer = _Renderer(shards, incidents, regions)
-        # A named (server-side) cursor: PostgreSQL sends CHUNK_ROWS rows at a time, never the whole table.
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(_rows_sql(everywhere))
-            while batch := cursor.fetchmany(CHUNK_ROWS):
-                for row in batch:
-                    renderer.row(cast(Row, row))
-                renderer.flush()
+        for batch in _row_batches(everywhere):
+            for row in batch:
+                renderer.row(row)
+            renderer.flush()
         read_ok = True
     except DatabaseError as exc:
         logger.warning("per-monitor metrics unavailable: database error (%s)", exc)
