@@ -22,10 +22,20 @@ from prometheus_client.parser import text_string_to_metric_families
 from lookout.monitors.models import MetricsDetail, Monitor, MonitorRegion, MonitorStatus
 from lookout.observability import collector
 from lookout.observability import refresher as refresher_module
-from lookout.observability.collector import DEFAULT_FAMILIES, OPT_IN_FAMILIES, MonitorCollector
+from lookout.observability.collector import (
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    MONITORS,
+    OPT_IN_FAMILIES,
+    READ_DURATION,
+    READ_UP,
+    SNAPSHOT_TIME,
+    MonitorCollector,
+)
 from lookout.observability.refresher import SnapshotFeed
 from lookout.observability.server import metrics_server_start
 from support.api_errors import field_errors
+from support.dashboards import DASHBOARDS, RULES, load, metric_names, panels, queries
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 CHECKED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -227,3 +237,23 @@ def test_the_orm_path_of_other_databases_renders_the_same_series(alice, monkeypa
     # 20 monitors of KINDS (2 lots of 4 up with TLS, 3 down, 2 pending, 1 paused): 74 default series; the first
     # five (4 up, 1 down: all probed) opt into status (6), phases (5) and incidents (1) each.
     assert len(postgresql) == 2 * (4 * 5 + 3 * 4 + 2 * 1 + 3) + 5 * 12
+
+
+def test_dashboards_and_rules_name_existing_series_and_opt_in_ones_only_with_a_default_fallback():
+    """Each per-monitor name the dashboards and rules use is rendered; a query on an opt-in family either falls back
+    to a default one (`or`) or sits in a panel that says which detail it needs."""
+    rendered = {f.name for f in FAMILIES} | {MONITORS.name, READ_UP[0], READ_DURATION[0], SNAPSHOT_TIME[0]}
+    opt_in = {f.name: f.detail for f in OPT_IN_FAMILIES}
+    per_monitor_names = re.compile(r"lookout_monitor|lookout_tls")
+    named = metric_names(RULES.read_text())
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        descriptions = {panel["title"]: panel.get("description", "") for panel in panels(dashboard)}
+        for query in queries(dashboard):
+            names = metric_names(query.expr)
+            named |= names
+            for name in names & opt_in.keys():
+                fallback = " or " in query.expr and names - opt_in.keys()
+                documented = f"`{opt_in[name]}` metrics detail" in descriptions.get(query.panel, "")
+                assert fallback or documented, f"{query.panel}: {name} is opt-in ({opt_in[name]})"
+    assert {name for name in named if per_monitor_names.match(name)} - rendered == set()
