@@ -2,6 +2,7 @@
 add exactly their documented series, and beat serves the refresher process's snapshot over HTTP."""
 
 import gzip
+import json
 import os
 import re
 import socket
@@ -13,6 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -35,6 +37,7 @@ from lookout.observability.collector import (
 from lookout.observability.refresher import SnapshotFeed
 from lookout.observability.server import metrics_server_start
 from support.api_errors import field_errors
+from support.chart import VALUE_SETS, of_kind, render
 from support.dashboards import DASHBOARDS, RULES, load, metric_names, panels, queries
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -257,3 +260,23 @@ def test_dashboards_and_rules_name_existing_series_and_opt_in_ones_only_with_a_d
                 documented = f"`{opt_in[name]}` metrics detail" in descriptions.get(query.panel, "")
                 assert fallback or documented, f"{query.panel}: {name} is opt-in ({opt_in[name]})"
     assert {name for name in named if per_monitor_names.match(name)} - rendered == set()
+
+
+def test_the_chart_renders_a_podmonitor_per_shard_of_the_per_monitor_series():
+    """beat.metricsShards N: beat's LOOKOUT_METRICS_SHARDS and one PodMonitor per shard, valid as the Operator's CRD."""
+    schema = json.loads((Path(__file__).parents[1] / "packaging/schemas/podmonitor-monitoring.coreos.com-v1.json")
+                        .read_text())
+
+    sharded = {**VALUE_SETS["monitoring"], "beat": {"metricsShards": 3, "metricsRefreshSeconds": 60}}
+    objects = render(sharded)
+    shards = [item for item in of_kind(objects, "PodMonitor") if "-monitors-" in item.name]
+
+    assert [item.body["metadata"]["labels"]["lookout.io/metrics-shard"] for item in shards] == ["0", "1", "2"]
+    assert [item.body["spec"]["podMetricsEndpoints"][0]["params"] for item in shards] == [
+        {"shard": [str(index)], "of": ["3"]} for index in range(3)]
+    assert [error.message for item in shards for error in jsonschema.Draft202012Validator(schema).iter_errors(
+        item.body)] == []
+    beat = next(item for item in of_kind(objects, "Deployment") if item.name.endswith("-beat"))
+    env = {e["name"]: e.get("value") for e in beat.body["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["LOOKOUT_METRICS_SHARDS"], env["LOOKOUT_METRICS_CACHE_SECONDS"]) == ("3", "60")
+    assert not [item for item in of_kind(render(VALUE_SETS["monitoring"]), "PodMonitor") if "-monitors-" in item.name]
