@@ -14,9 +14,10 @@ database connection at home) is given back by the `release` hook, when the threa
 
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
@@ -153,3 +154,93 @@ class Batcher(Generic[Item, Outcome]):
         for call, outcome in zip(batch, outcomes, strict=True):
             call.finish(outcome)
         return False
+
+
+class InFlight:
+    """At most `limit` calls at once in this process, across every batch of runs it is working on.
+
+    A batch of runs is one task message, but each run is a probe of its own: they run concurrently (one greenlet
+    each under gevent, else one thread each), and a batch waits for a free slot before it starts the next one, so
+    what a process holds (a probe's socket, buffers and stack) is bounded by `limit` however many batches it took.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"in-flight limit must be positive, not {limit}")
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+        self._slots: threading.Semaphore | None = None
+        self._green: bool | None = None
+        os.register_at_fork(after_in_child=self._forked)
+
+    def __call__(self) -> int:
+        return self.count
+
+    def map(self, handle: Callable[[Item], Outcome], items: Sequence[Item]) -> list[Outcome]:
+        """`handle(item)` for each item, concurrently within the limit; the outcomes in order, once all are done.
+
+        The first exception of a handler is raised, after every other one finished (none is left running)."""
+        if self._slots is None:
+            self._setup()
+        slots = self._slots
+        assert slots is not None
+        if not items:
+            return []
+        outcomes: list[Any] = [None] * len(items)
+        errors: list[BaseException] = []
+
+        def one(index: int, item: Item) -> None:
+            try:
+                outcomes[index] = handle(item)
+            except BaseException as exc:  # a greenlet's or thread's exception would be lost: kept for the caller
+                errors.append(exc)
+            finally:
+                self.count -= 1
+                slots.release()
+
+        workers: list[Any] = []
+        for index, item in enumerate(items):
+            slots.acquire()  # the batch waits here, holding no probe, while the process is at its limit
+            self.count += 1
+            workers.append(self._spawn(one, index, item))
+        self._join(workers)
+        if errors:
+            raise errors[0]
+        return outcomes
+
+    def _setup(self) -> None:
+        with self._lock:
+            if self._slots is not None:
+                return
+            monkey = sys.modules.get("gevent.monkey")
+            self._green = bool(monkey is not None and monkey.is_module_patched("socket"))
+            if self._green:
+                import gevent.lock
+
+                self._slots = gevent.lock.Semaphore(self.limit)  # type: ignore[assignment]
+            else:
+                self._slots = threading.Semaphore(self.limit)
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> Any:
+        if self._green:
+            import gevent
+
+            return gevent.spawn(target, *args)  # cheaper than a (patched) Thread: no thread-local bookkeeping
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        return thread
+
+    def _join(self, workers: list[Any]) -> None:
+        if self._green:
+            import gevent
+
+            gevent.joinall(workers)
+        else:
+            for thread in workers:
+                thread.join()
+
+    def _forked(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        self._slots = None
