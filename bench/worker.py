@@ -12,8 +12,9 @@ Everything on 127.0.0.1, each part in its own process:
 - the feeder (this process) publishes `lookout.probes.tasks.probe_batch` messages in the contract's format, as beat
   makes them at a given rate with a 0.1 s linger and LOOKOUT_RUN_BATCH_SIZE 100: every 0.1 s the runs due in it,
   in messages of at most 100 runs (at 150 runs/s, one message of 15 runs every 0.1 s);
-- capacity (100 %): the worker draining a queue filled beforehand with full batches; then each --loads percentage
-  of that capacity, paced. Probes = ProbeResult rows written in the window; CPU = the worker process's own
+- capacity (100 %): the worker draining a queue filled beforehand with full batches, in probes per CPU-second
+  (what it does with a whole core: on a shared machine it may get less than one); then each --loads percentage
+  of that capacity, paced (at 100 % on a machine that leaves it less than a core, a backlog builds up). Probes = ProbeResult rows written in the window; CPU = the worker process's own
   utime + stime from /proc/<pid>/stat (all its threads) over the window;
 - baselines, same target, same run: the probe engine alone (bench/probe_engine.py's lookout role: N greenlets
   calling probe() in a loop) and the bare loop (bench/probes.py's: N greenlets calling requests.get);
@@ -260,8 +261,11 @@ def main() -> int:
                           f"{args.profile}-saturated.txt" if args.profile else None)
         capacity["load"], capacity["messages"] = "saturated", backlog / BATCH_SIZE
         rows.append(("worker", capacity))
-        rate_max = capacity["probes"] / capacity["wall"]
-        print(f"  capacity: {rate_max:.0f} probes/s (queue of full batches)", flush=True)
+        # Capacity: what the process does with a whole core, probes per CPU-second while saturated. Not its
+        # probes per second here: the machine is shared, and the process gets what the others leave it.
+        rate_max = capacity["probes"] / max(capacity["cpu"], 1e-9)
+        print(f"  capacity: {rate_max:.0f} probes per CPU-second ({capacity['probes'] / capacity['wall']:.0f}/s "
+              f"at {100 * capacity['cpu'] / capacity['wall']:.0f}% of a core), queue of full batches", flush=True)
         broker_purge(broker)
         drain(broker, database_url, 0, timeout=60)
         for load in loads:

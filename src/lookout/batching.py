@@ -16,6 +16,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -55,20 +56,26 @@ class Batcher(Generic[Item, Outcome]):
     caller only; except for `shared_errors` (the database is unreachable, say), which are every item's: each
     caller gets the error at once, rather than one more wait for the database per item. `keep_seconds`: how
     long an idle thread keeps what `release` gives back (0: it gives it back as soon as the queue is empty).
+    `linger_seconds`, `linger_below`: a batch of fewer than linger_below items waits up to linger_seconds for
+    more before it is handled (0: never waits).
     """
 
     def __init__(self, handle: Callable[[list[Item]], Sequence[Outcome]], *, name: str, threads: int = 1,
                  max_size: int = 100, shared_errors: tuple[type[Exception], ...] = (),
-                 release: Callable[[], None] = lambda: None, keep_seconds: float = 0.0) -> None:
+                 release: Callable[[], None] = lambda: None, keep_seconds: float = 0.0,
+                 linger_seconds: float = 0.0, linger_below: int = 0) -> None:
         self._handle = handle
         self._release = release
         self._keep_seconds = keep_seconds
+        self._linger_seconds = linger_seconds
+        self._linger_below = min(linger_below, max_size)
         self._name = name
         self._threads = threads
         self._max_size = max_size
         self._shared_errors = shared_errors
         self._queue: queue.SimpleQueue[_Call[Item, Outcome]] = queue.SimpleQueue()
         self._start_lock = threading.Lock()
+        self._take_lock = threading.Lock()
         self._running = 0
         os.register_at_fork(after_in_child=self._forked)
 
@@ -102,6 +109,7 @@ class Batcher(Generic[Item, Outcome]):
         # The child has none of the parent's threads; it starts its own, and takes no batch half-taken there.
         self._running = 0
         self._start_lock = threading.Lock()
+        self._take_lock = threading.Lock()
         self._queue = queue.SimpleQueue()
 
     def _start(self) -> None:
@@ -114,20 +122,13 @@ class Batcher(Generic[Item, Outcome]):
         held = False  # whether this thread holds what `release` gives back (it took it for a batch)
         try:
             while True:
-                try:
-                    first = self._queue.get(timeout=self._keep_seconds) if held else self._queue.get()
-                except queue.Empty:
+                batch = self._take(held)
+                if batch is None:
                     # Idle for keep_seconds: what the thread holds (a connection to its pool) goes back.
                     self._release()
                     held = False
                     continue
                 held = True
-                batch = [first]
-                while len(batch) < self._max_size:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
                 try:
                     failed = self._process(batch)
                 except BaseException as exc:  # this thread is being killed: no caller may wait forever
@@ -143,6 +144,44 @@ class Batcher(Generic[Item, Outcome]):
                     held = False
         finally:
             self._running -= 1
+
+    def _take(self, held: bool) -> list[_Call[Item, Outcome]] | None:
+        """The next batch; None after keep_seconds without one, if this thread holds something to give back.
+
+        One thread at a time takes (the others wait their turn, not on the queue): a lingering batch then gets
+        the items arriving meanwhile, rather than each idle thread taking one of them."""
+        timeout = self._keep_seconds if held else -1
+        if not self._take_lock.acquire(timeout=timeout):
+            return None
+        try:
+            try:
+                first = self._queue.get(timeout=self._keep_seconds) if held else self._queue.get()
+            except queue.Empty:
+                return None
+            batch = [first]
+            while len(batch) < self._max_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if len(batch) < self._linger_below:
+                self._linger(batch)
+            return batch
+        finally:
+            self._take_lock.release()
+
+    def _linger(self, batch: list[_Call[Item, Outcome]]) -> None:
+        """A small batch waits up to linger_seconds for more items (up to linger_below): at a light load, one
+        handler call then serves several callers (its fixed cost, a transaction say, is shared)."""
+        until = time.monotonic() + self._linger_seconds
+        while len(batch) < self._linger_below:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                batch.append(self._queue.get(timeout=left))
+            except queue.Empty:
+                return
 
     def _process(self, batch: list[_Call[Item, Outcome]]) -> bool:
         """Hand the batch to the handler and give each caller its outcome; whether anything failed."""

@@ -25,6 +25,7 @@ def _connection_release() -> None:
 class Batcher(batching.Batcher[Item, Outcome]):
     def __init__(self, handle: Callable[[list[Item]], Sequence[Outcome]], *, name: str, threads: int = 1,
                  max_size: int = 100, shared_errors: tuple[type[Exception], ...] = (),
-                 keep_seconds: float = KEEP_SECONDS) -> None:
+                 keep_seconds: float = KEEP_SECONDS, linger_seconds: float = 0.0, linger_below: int = 0) -> None:
         super().__init__(handle, name=name, threads=threads, max_size=max_size, shared_errors=shared_errors,
-                         release=_connection_release, keep_seconds=keep_seconds)
+                         release=_connection_release, keep_seconds=keep_seconds, linger_seconds=linger_seconds,
+                         linger_below=linger_below)
