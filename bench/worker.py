@@ -201,7 +201,9 @@ def main() -> int:
                         help="greenlets of the engine-alone and bare loops (default 50)")
     parser.add_argument("--in-flight-low", type=int, default=200)
     parser.add_argument("--in-flight-high", type=int, default=1000)
-    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true", help="no memory-per-probe measurement")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the worker (e.g. LOOKOUT_DB_POOL_SIZE=4), repeatable")
     parser.add_argument("--profile", metavar="PREFIX", default=None,
                         help="py-spy record the worker over each window to PREFIX-<load>.txt (collapsed stacks)")
     args = parser.parse_args()
@@ -231,7 +233,8 @@ def main() -> int:
         broker_url = stack.vhost_create(name, required=True)
         env = common.bench_environment(database_url, broker_url,
                                        LOOKOUT_WORKER_CONCURRENCY=str(args.concurrency),
-                                       LOOKOUT_WORKER_PROBES_IN_FLIGHT=str(args.in_flight))
+                                       LOOKOUT_WORKER_PROBES_IN_FLIGHT=str(args.in_flight),
+                                       **dict(value.split("=", 1) for value in args.worker_env))
         stack.lookout_run(env, "migrate")
         common.django_setup(env)
         ids = common.seed_monitors(args.monitors, interval=60, url=url, enabled=False)
