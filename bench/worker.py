@@ -10,12 +10,13 @@ Everything on 127.0.0.1, each part in its own process:
 - worker: `lookout worker` (Celery, gevent pool) on a fresh database and RabbitMQ vhost, --monitors HTTP monitors
   of the target, already up (a plain success changes no state and alerts nobody);
 - the feeder (this process) publishes `lookout.probes.tasks.probe_batch` messages in the contract's format, as beat
-  makes them at a given rate with a 0.1 s linger and LOOKOUT_RUN_BATCH_SIZE 100: every 0.1 s the runs due in it,
-  in messages of at most 100 runs (at 150 runs/s, one message of 15 runs every 0.1 s);
+  makes them at a given rate with a 0.1 s linger (--linger) and LOOKOUT_RUN_BATCH_SIZE 100: every 0.1 s the runs
+  due in it, in messages of at most 100 runs (at 150 runs/s, one message of 15 runs every 0.1 s);
 - capacity (100 %): the worker draining a queue filled beforehand with full batches, in probes per CPU-second
   (what it does with a whole core: on a shared machine it may get less than one); then each --loads percentage
-  of that capacity, paced (at 100 % on a machine that leaves it less than a core, a backlog builds up). Probes = ProbeResult rows written in the window; CPU = the worker process's own
-  utime + stime from /proc/<pid>/stat (all its threads) over the window;
+  of that capacity, paced (at 100 % on a machine that leaves it less than a core, a backlog builds up).
+  Probes = ProbeResult rows written in the window; CPU = the worker process's own utime + stime from
+  /proc/<pid>/stat (all its threads) over the window;
 - baselines, same target, same run: the probe engine alone (bench/probe_engine.py's lookout role: N greenlets
   calling probe() in a loop) and the bare loop (bench/probes.py's: N greenlets calling requests.get);
 - memory: the worker with probes held in flight by a slow target (answers after 8 s): RSS with --in-flight-low,
@@ -109,16 +110,16 @@ class Feeder:
             self.messages += 1
             count -= size
 
-    def paced(self, rate: float, stop: threading.Event) -> None:
+    def paced(self, rate: float, stop: threading.Event, linger: float = LINGER) -> None:
         owed = 0.0
         tick = time.time()
         while not stop.is_set():
-            owed += rate * LINGER
+            owed += rate * linger
             whole = int(owed)
             owed -= whole
             if whole:
                 self.publish(whole, due=tick)
-            tick += LINGER
+            tick += linger
             time.sleep(max(0.0, tick - time.time()))
 
 
@@ -201,6 +202,8 @@ def main() -> int:
                         help="greenlets of the engine-alone and bare loops (default 50)")
     parser.add_argument("--in-flight-low", type=int, default=200)
     parser.add_argument("--in-flight-high", type=int, default=1000)
+    parser.add_argument("--linger", type=float, default=LINGER,
+                        help=f"beat's linger the feeder imitates, LOOKOUT_BEAT_LINGER_SECONDS (default {LINGER})")
     parser.add_argument("--skip-memory", action="store_true", help="no memory-per-probe measurement")
     parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the worker (e.g. LOOKOUT_DB_POOL_SIZE=4), repeatable")
@@ -247,6 +250,7 @@ def main() -> int:
         print(f"Worker end to end (batched runs): GET {url} (+{args.delay_ms:g} ms, Connection: close), "
               f"{args.monitors} monitors, windows of {args.seconds:g} s after {args.warmup:g} s, worker "
               f"LOOKOUT_WORKER_CONCURRENCY={args.concurrency} LOOKOUT_WORKER_PROBES_IN_FLIGHT={args.in_flight}, "
+              f"beat linger {args.linger:g} s, "
               f"{len(os.sched_getaffinity(0))} CPUs, Python {sys.version.split()[0]}", flush=True)
 
         feeder = Feeder(broker_url, ids)
@@ -275,7 +279,7 @@ def main() -> int:
             rate = rate_max * load / 100
             stop = threading.Event()
             sent = feeder.messages
-            pacer = threading.Thread(target=feeder.paced, args=(rate, stop), daemon=True)
+            pacer = threading.Thread(target=feeder.paced, args=(rate, stop, args.linger), daemon=True)
             pacer.start()
             time.sleep(args.warmup)
             measured = window(worker, database_url, args.seconds,
