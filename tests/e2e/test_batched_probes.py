@@ -141,3 +141,60 @@ def test_a_worker_killed_mid_batch_has_the_batch_delivered_again_and_each_run_re
     assert Counter(monitor for monitor, _ in results) == Counter({monitor: 1 for monitor in ids})
     assert sorted(results) == sorted((monitor, task) for monitor, task, _ in runs)
     assert len(slow.hits) == 20, "the batch was delivered again and probed again"
+
+
+def test_under_lookout_dev_a_batch_on_the_embedded_broker_is_probed_and_recorded(tmp_path, http_target):
+    """`lookout dev`: the same gevent worker, on SQLite and kombu's SQLAlchemy broker, takes batches too."""
+    import re
+    import signal
+    import subprocess
+
+    import requests
+
+    from support.stack import LOOKOUT, base_environment, free_port
+
+    port = free_port()
+    log = open(tmp_path / "dev.log", "w+")  # noqa: SIM115
+    dev = subprocess.Popen([*LOOKOUT, "dev", "--bind", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")],
+                           env=base_environment(LOOKOUT_METRICS_PORT=str(free_port())), stdout=log,
+                           stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        def printed_token() -> str | None:
+            assert dev.poll() is None, (tmp_path / "dev.log").read_text()
+            match = re.search(r"API token:\s+(\w+)", (tmp_path / "dev.log").read_text())
+            return match.group(1) if match else None
+
+        headers = {"Authorization": f"Token {wait_until(printed_token, timeout=90, what='lookout dev')}"}
+        api = f"http://127.0.0.1:{port}/api/v1"
+        ids = []
+        for index in range(3):
+            # Hourly: beat runs each once now, then not for an hour, so the next probe of each is the batch's.
+            created = requests.post(f"{api}/monitors/", headers=headers, timeout=10,
+                                    json={"name": f"dev {index}", "url": f"{http_target.url}d{index}",
+                                          "interval": 3600})
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        wait_until(lambda: len(http_target.hits) >= 3, timeout=60, what="the monitors' first runs from beat")
+        first = len(http_target.hits)
+        runs = runs_for(ids, "dev")
+        sender = Celery(set_as_current=False)
+        with Connection(f"sqla+sqlite:///{tmp_path / 'data' / 'broker.sqlite3'}") as connection:
+            sender.send_task(BATCH_TASK, kwargs={"runs": [list(run) for run in runs], "expires": time.time() + 60},
+                             task_id=str(uuid.uuid4()), queue="probes", connection=connection,
+                             headers={"lookout_due_at": runs[0][2]})
+
+        def successes(monitor_id: int) -> int:
+            listed = requests.get(f"{api}/results/?monitor={monitor_id}", headers=headers, timeout=10).json()
+            return sum(1 for result in listed["results"] if result["success"])
+
+        # beat's first run and the batch's, each recorded
+        wait_until(lambda: all(successes(monitor_id) == 2 for monitor_id in ids), timeout=60,
+                   what="the batch's results")
+        assert sorted(hit.path for hit in http_target.hits[first:]) == [f"/d{index}" for index in range(3)]
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            raise
