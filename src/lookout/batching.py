@@ -222,6 +222,7 @@ class InFlight:
         self.limit = limit
         self.count = 0
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._slots: threading.Semaphore | None = None
         self._green: bool | None = None
         os.register_at_fork(after_in_child=self._forked)
@@ -248,13 +249,15 @@ class InFlight:
             except BaseException as exc:  # a greenlet's or thread's exception would be lost: kept for the caller
                 errors.append(exc)
             finally:
-                self.count -= 1
+                with self._count_lock:
+                    self.count -= 1
                 slots.release()
 
         workers: list[Any] = []
         for index, item in enumerate(items):
             slots.acquire()  # the batch waits here, holding no probe, while the process is at its limit
-            self.count += 1
+            with self._count_lock:
+                self.count += 1
             workers.append(self._spawn(one, index, item))
         self._join(workers)
         if errors:
@@ -295,4 +298,5 @@ class InFlight:
     def _forked(self) -> None:
         self.count = 0
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._slots = None
