@@ -225,6 +225,10 @@ LOOKOUT_REGION_SUSPECT_MIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MIN_PERCENT
 LOOKOUT_REGION_SUSPECT_MARGIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MARGIN_PERCENT", 30, minimum=1)
 LOOKOUT_REGION_SUSPECT_MIN_RESULTS = env_int("LOOKOUT_REGION_SUSPECT_MIN_RESULTS", 20, minimum=1)
 LOOKOUT_REGION_WINDOW_SECONDS = env_int("LOOKOUT_REGION_WINDOW_SECONDS", 300, minimum=10)
+# --- worker (issue 18): batched runs (lookout.probes.tasks.probe_batch, lookout.agent.probe_batch) ---
+# Probes running at once in one worker process, whichever batch messages they came in: what bounds its memory
+# (bench/README.md, "Worker end to end": ~N KiB per probe in flight). A batch waits for a free slot per run.
+LOOKOUT_WORKER_PROBES_IN_FLIGHT = env_int("LOOKOUT_WORKER_PROBES_IN_FLIGHT", 500, minimum=1)
 LOOKOUT_ENCRYPTION_KEYS = env_list("LOOKOUT_ENCRYPTION_KEY")
 # Safe targets: monitors may not reach private, loopback or link-local addresses unless opened up here.
 LOOKOUT_ALLOW_PRIVATE_TARGETS = env_bool("LOOKOUT_ALLOW_PRIVATE_TARGETS", False)
