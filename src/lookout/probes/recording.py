@@ -79,7 +79,7 @@ def monitors_lock(*, monitor_ids: Iterable[int], reads: Sequence[str]) -> dict[i
     json = [i for i, model_field in enumerate(fields) if model_field.get_internal_type() == "JSONField"]
     with _cursor() as cursor:
         cursor.execute(f"SELECT {_quoted(fields)} FROM {connection.ops.quote_name(_MONITORS)} "
-                       f"WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(set(monitor_ids))])
+                       f"WHERE id = ANY(%b) ORDER BY id FOR UPDATE", [sorted(set(monitor_ids))])
         rows = cursor.fetchall()
     monitors = {}
     for row in rows:
@@ -100,7 +100,7 @@ def results_recorded(*, task_ids: Sequence[str], since: datetime, until: datetim
     few daily partitions that range covers (the bounds prune the others)."""
     with _cursor() as cursor:
         cursor.execute(f"SELECT {_quoted(_RESULT_FIELDS)} FROM {connection.ops.quote_name(_RESULTS)} "
-                       f"WHERE task_id = ANY(%s) AND checked_at >= %s AND checked_at <= %s",
+                       f"WHERE task_id = ANY(%b) AND checked_at >= %b AND checked_at <= %b",
                        [list(task_ids), since, until])
         rows = cursor.fetchall()
     stored = []
@@ -147,7 +147,7 @@ def monitors_save(*, monitors: Sequence[Monitor], names: Sequence[str]) -> None:
     fields = [Monitor._meta.pk, *(_field(Monitor, name) for name in names)]
     quote = connection.ops.quote_name
     columns = [quote(str(model_field.column)) for model_field in fields]
-    arrays = ", ".join(f"%s::{_sql_type(model_field)}[]" for model_field in fields)
+    arrays = ", ".join(f"%b::{_sql_type(model_field)}[]" for model_field in fields)
     sql = (f"UPDATE {quote(_MONITORS)} AS m SET " + ", ".join(f"{column} = v.{column}" for column in columns[1:])
            + f" FROM UNNEST({arrays}) AS v({', '.join(columns)}) WHERE m.{columns[0]} = v.{columns[0]}")
     params = []
