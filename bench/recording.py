@@ -68,6 +68,24 @@ def _records(module: Any, ids: list[int], *, count: int, failures: float, start:
     return records
 
 
+def _schema_proposal() -> None:
+    """What a migration could change (not in this branch; measured so the integrator can weigh it): the failing
+    monitors' partial index on `id` instead of `last_checked_at`, so that recording's UPDATE changes no indexed
+    column and can be a HOT update (no new entry in the monitors' 8 indexes), with room left on each page for it
+    (fillfactor 80); and the results' foreign key to monitors dropped (recording holds the monitor's row lock while
+    it inserts, so the per-row check at commit only repeats what the lock already guarantees)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP INDEX monitor_failing_idx")
+        cursor.execute("CREATE INDEX monitor_failing_idx ON monitors_monitor (id) "
+                       "WHERE consecutive_failures > 0 AND enabled")
+        cursor.execute("ALTER TABLE monitors_monitor SET (fillfactor = 80)")
+        cursor.execute("VACUUM FULL monitors_monitor")
+        cursor.execute("ALTER TABLE monitors_proberesult "
+                       "DROP CONSTRAINT monitors_proberesult_monitor_id_c3bad37d_fk_monitors_monitor_id")
+
+
 def _steps_measure(backend: int) -> dict[str, dict[str, float]]:
     """Wrap the new path's statements (lookout.probes.recording) and the commit to add up each one's PostgreSQL and
     Python CPU; the warm-up batch's share is taken off when the timed part starts (see `_warm`)."""
@@ -116,6 +134,8 @@ def path_run(args: argparse.Namespace, path: str) -> dict[str, Any]:
         call_command("migrate", verbosity=0)
         ids = common.seed_monitors(args.monitors, interval=60, url="http://127.0.0.1:9/")
         Monitor.objects.update(failure_threshold=1)
+        if args.schema_proposal:
+            _schema_proposal()
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=args.results // args.monitors + 2)
         partitions_ensure(now=start)
         module = importlib.import_module(MODULES[path])
@@ -172,6 +192,8 @@ def main() -> None:
     parser.add_argument("--failures", type=float, default=0.5, help="%% of results that fail (each: down, then up)")
     parser.add_argument("--paths", default="old,new")
     parser.add_argument("--profile", action="store_true", help="cProfile of the timed part, to stderr")
+    parser.add_argument("--schema-proposal", action="store_true",
+                        help="both paths on a schema a migration could give (see _schema_proposal), not main's")
     parser.add_argument("--breakdown", action="store_true",
                         help="the new path's PostgreSQL and Python CPU per statement (adds a little Python CPU)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -188,7 +210,8 @@ def main() -> None:
         if args.profile:
             sys.stderr.write(done.stderr)
         figures[path] = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"{args.results} results, {args.monitors} monitors, batches of {args.batch}, {args.failures} % failing")
+    print(f"{args.results} results, {args.monitors} monitors, batches of {args.batch}, {args.failures} % failing"
+          + (", schema proposal (HOT monitor updates, no results FK)" if args.schema_proposal else ""))
     print(f"{'path':5} {'rows/s':>9} {'PG us/row':>10} {'rows/PG-core-s':>15} {'Py us/row':>10} {'stored':>8} "
           f"{'incidents':>9} {'changes':>8} {'db size':>8}")
     for path, figure in figures.items():

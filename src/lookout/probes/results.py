@@ -105,6 +105,7 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
     by_monitor: dict[int, list[tuple[ProbeRecord, ProbeResult]]] = {}
     fresh: list[ProbeResult] = []
     again = 0
+    postgresql = connection.vendor == "postgresql"
     for monitor_id, record in records:
         monitor = monitors.get(monitor_id)
         if monitor is None:
@@ -113,7 +114,7 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
             results.append(recorded[record.task_id])  # delivered again: the first attempt's result
             again += 1
         else:
-            created = _probe_result(monitor=monitor, record=record)
+            created = _probe_result(monitor=monitor, record=record, postgresql=postgresql)
             if record.task_id:
                 recorded[record.task_id] = created  # the same delivery twice in one batch
             results.append(created)
@@ -189,8 +190,8 @@ def _results_recorded(*, records: Sequence[tuple[int, ProbeRecord]]) -> dict[str
     return {result.task_id: result for result in stored}
 
 
-def _probe_result(*, monitor: Monitor, record: ProbeRecord) -> ProbeResult:
-    if connection.vendor != "postgresql":
+def _probe_result(*, monitor: Monitor, record: ProbeRecord, postgresql: bool) -> ProbeResult:
+    if not postgresql:
         return ProbeResult(
             monitor=monitor, checked_at=record.checked_at, success=record.success,
             status_code=record.status_code, response_time_ms=record.response_time_ms,
