@@ -10,6 +10,7 @@ them (`_instance`). Elsewhere (SQLite, `lookout dev`) lookout.probes.results kee
 Everything runs in the caller's transaction (probe_results_record's), on the connection Django opened for it.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -69,7 +70,7 @@ def _instance(model: type[M], attnames: Sequence[str], values: Sequence[Any]) ->
 def _json(value: Any) -> Any:
     # Rows come in binary (psycopg's loaders in C; Django's timestamptz loader is Python, for text), where psycopg
     # decodes jsonb itself; in text, Django's connection leaves it to JSONField: decoded here then.
-    return psycopg.types.json.json.loads(value) if isinstance(value, str | bytes) else value
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def monitors_lock(*, monitor_ids: Iterable[int], reads: Sequence[str]) -> dict[int, Monitor]:
@@ -77,7 +78,7 @@ def monitors_lock(*, monitor_ids: Iterable[int], reads: Sequence[str]) -> dict[i
     by id; a monitor deleted meanwhile is missing."""
     fields = [Monitor._meta.pk, *(_field(Monitor, name) for name in reads)]
     attnames = [model_field.attname for model_field in fields]
-    json = [i for i, model_field in enumerate(fields) if model_field.get_internal_type() == "JSONField"]
+    jsons = [i for i, model_field in enumerate(fields) if model_field.get_internal_type() == "JSONField"]
     with _cursor() as cursor:
         cursor.execute(f"SELECT {_quoted(fields)} FROM {connection.ops.quote_name(_MONITORS)} "
                        f"WHERE id = ANY(%b) ORDER BY id FOR UPDATE", [sorted(set(monitor_ids))], binary=True)
@@ -85,7 +86,7 @@ def monitors_lock(*, monitor_ids: Iterable[int], reads: Sequence[str]) -> dict[i
     monitors = {}
     for row in rows:
         values = list(row)
-        for i in json:
+        for i in jsons:
             values[i] = _json(values[i])
         monitors[values[0]] = _instance(Monitor, attnames, values)
     return monitors
