@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from lookout.alerting.models import AlertEvent, DegradedEpisode, Incident, Notification
@@ -179,3 +179,16 @@ def test_an_older_result_in_a_batch_is_stored_but_leaves_the_monitor_at_its_newe
     assert (monitor.status, monitor.last_checked_at, monitor.last_response_time_ms) == ("up", T0, 10)
     assert ProbeResult.objects.filter(monitor=monitor).count() == 2
     assert not Incident.objects.exists()
+
+
+def test_a_database_error_in_the_batch_is_djangos_and_stores_nothing(alice):
+    monitor = new_monitor(alice)
+    # A status code the column's check refuses: PostgreSQL fails the COPY.
+    bad = dataclasses.replace(record(at=T0, task_id="bad"), status_code=-1)
+
+    # Django's exception, as from the ORM: the batchers and the tasks' retries recognise database errors by these.
+    with pytest.raises(IntegrityError):
+        probe_results_record(records=[(monitor.pk, record(at=T0, task_id="good")), (monitor.pk, bad)])
+
+    assert not ProbeResult.objects.exists()
+    assert Monitor.objects.get(pk=monitor.pk).last_checked_at is None

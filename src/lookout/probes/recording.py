@@ -11,7 +11,8 @@ Everything runs in the caller's transaction (probe_results_record's), on the con
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -50,10 +51,15 @@ def _sql_type(model_field: "Field[Any, Any]") -> str:
     return db_type.split("(")[0]
 
 
-def _cursor() -> psycopg.Cursor[Any]:
-    """A cursor on the connection of Django's current transaction that binds parameters on the server."""
+@contextmanager
+def _cursor() -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor on the connection of Django's current transaction that binds parameters on the server.
+
+    Its errors are Django's (django.db.OperationalError, ...), as a Django cursor's: the batchers and the tasks' retries
+    recognise a lost database by those, and Django then knows the connection is unusable."""
     connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _instance(model: type[M], attnames: Sequence[str], values: Sequence[Any]) -> M:
