@@ -6,8 +6,11 @@ A replacement for django-celery-beat's DatabaseScheduler reading the same tables
   notifies changed ids (triggers of migration scheduling/0001, LISTEN on the lock's own connection), SQLite
   (`lookout dev`) is polled. A change applies in place within CHANGE_POLL_SECONDS;
 - publishes in batches with publisher confirms (lookout.scheduling.publisher); a run counts as sent only once
-  the broker confirmed it. A failed publish is retried within RETRY_WINDOW_SECONDS (never past the run's own
-  period), then skipped: a broker outage does not end in a storm of stale probes;
+  the broker confirmed it. Monitors' probe runs travel several to a message (runs of the same route, due
+  second and expiry second, at most LOOKOUT_RUN_BATCH_SIZE; a batch waits up to LOOKOUT_BEAT_LINGER_SECONDS to
+  fill), so 16.7k runs a second are a few hundred messages, not 16.7k. A failed publish is retried within
+  RETRY_WINDOW_SECONDS (never past the run's own period), then skipped: a broker outage does not end in a storm
+  of stale probes;
 - writes last_run_at (= the due time of the last run sent) and total_run_count back every FLUSH_SECONDS in one
   statement, so a restart resumes where the last one stopped: after a graceful stop nothing is sent twice or
   skipped, after a SIGKILL at most the runs of the last FLUSH_SECONDS are sent again;
@@ -23,6 +26,7 @@ A replacement for django-celery-beat's DatabaseScheduler reading the same tables
   error, and beat took the lock again, read every schedule and went on dispatching until it was SIGKILLed.
 """
 
+import gc
 import heapq
 import itertools
 import logging
@@ -39,12 +43,15 @@ from lookout.scheduling import rows
 from lookout.scheduling.entries import NEVER, Entry
 from lookout.scheduling.lock import NoLock, SchedulerLock, current_lock_set, scheduler_lock_for
 from lookout.scheduling.publisher import Publisher
+from lookout.scheduling.regional import batch_key
 
 logger = logging.getLogger(__name__)
 
 CHANGE_POLL_SECONDS = 0.2
 FLUSH_SECONDS = 1.0
+# Runs taken per publish (one confirm wait): single-run messages, or as many as fit in batch messages.
 BATCH_SIZE = 500
+RUNS_PER_PUBLISH = 5000
 # Time spent sending per tick before beat looks at changes, the lock and its bookkeeping again.
 TICK_BUDGET_SECONDS = 0.25
 RETRY_WINDOW_SECONDS = 10.0
@@ -77,6 +84,10 @@ class LookoutScheduler(Scheduler):
         self._next_change_poll = 0.0
         self._next_flush = 0.0
         self._counters: dict[tuple[str, str], Any] = {}
+        # Probe runs taken from the queue, waiting for their batch to fill: batch key -> (opened at, entries).
+        self._pending: dict[tuple[Any, ...], tuple[float, list[Entry]]] = {}
+        self._batch_size: int = settings.LOOKOUT_RUN_BATCH_SIZE
+        self._linger: float = settings.LOOKOUT_BEAT_LINGER_SECONDS
         self._busy = False  # inside tick() or close(): a signal must not unwind it (see stop_request)
         self._stopping = False
         super().__init__(app, lazy=lazy, **kwargs)
@@ -180,6 +191,7 @@ class LookoutScheduler(Scheduler):
         self._dispatching = False
         self._entries.clear()
         self._queue.clear()
+        self._pending.clear()
         self._marks.clear()
         self._retired.clear()
 
@@ -220,6 +232,9 @@ class LookoutScheduler(Scheduler):
         self._entries = fresh
         self._queue = [(entry.wake, next(self._order), entry) for entry in fresh.values() if entry.wake != NEVER]
         heapq.heapify(self._queue)
+        # A million long-lived entries: the collector's full passes would walk them all, again and again, for
+        # nothing (entries hold no reference cycles). Frozen, they are left out; refcounting still frees them.
+        gc.freeze()
         metrics = beat_metrics()
         metrics.reloads.inc()
         metrics.schedules.set(len(fresh))
@@ -253,49 +268,75 @@ class LookoutScheduler(Scheduler):
                 return
             outcomes = self._publisher.publish(batch, now=now)
             now = time.time()
+            counts: dict[tuple[str, str], int] = {}
             for entry, sent in zip(batch, outcomes, strict=True):
-                if sent:
-                    self._sent(entry, now=now)
-                else:
-                    self._failed(entry, now=now)
+                outcome = self._sent(entry, now=now) if sent else self._failed(entry, now=now)
+                key = (entry.task, outcome)
+                counts[key] = counts.get(key, 0) + 1
+            for (task, outcome), count in counts.items():
+                self._count(task, outcome, count)
             if time.monotonic() >= deadline:
                 return
 
     def _due_batch(self, now: float) -> list[Entry]:
+        """Runs to publish now: single-run ones as they fall due, probe runs once their batch is full or has
+        waited LOOKOUT_BEAT_LINGER_SECONDS."""
         batch: list[Entry] = []
         queue = self._queue
-        while queue and queue[0][0] <= now and len(batch) < BATCH_SIZE:
+        entries = self._entries
+        pending = self._pending
+        size = self._batch_size
+        taken = singles = 0
+        while queue and queue[0][0] <= now and taken < RUNS_PER_PUBLISH and singles < BATCH_SIZE:
             wake, _, entry = heapq.heappop(queue)
-            if self._entries.get(entry.id) is not entry or entry.wake != wake:
+            if entries.get(entry.id) is not entry or entry.wake != wake:
                 continue  # replaced by a change, or queued again since
             if entry.expires_at is not None and now >= entry.expires_at:
                 self._retire(entry)
                 continue
-            batch.append(entry)
+            entry.run_expires = entry.expires(now=now)
+            taken += 1
+            if entry.monitor_id is None:
+                batch.append(entry)
+                singles += 1
+                continue
+            key = batch_key(entry)
+            group = pending.get(key)
+            if group is None:
+                group = pending[key] = (now, [])
+            group[1].append(entry)
+            if len(group[1]) >= size:
+                del pending[key]
+                batch += group[1]
+        for key, (opened, group_entries) in list(pending.items()):
+            if now >= opened + self._linger:
+                del pending[key]
+                # A run changed (or deleted) while waiting: its new entry is queued and sent instead.
+                batch += [entry for entry in group_entries if entries.get(entry.id) is entry]
         return batch
 
-    def _sent(self, entry: Entry, *, now: float) -> None:
-        self._count(entry.task, "sent")
+    def _sent(self, entry: Entry, *, now: float) -> str:
         mark = self._marks.get(entry.id)
-        self._marks[entry.id] = rows.RunMark(entry.due, mark.runs + 1 if mark else 1)
+        self._marks[entry.id] = rows.RunMark(entry.due, mark.runs + 1) if mark else rows.RunMark(entry.due, 1)
         if entry.one_off:
             self._retire(entry)
-            return
+            return "sent"
         entry.advance(now=now)
         self._push(entry)
+        return "sent"
 
-    def _failed(self, entry: Entry, *, now: float) -> None:
-        self._count(entry.task, "failed")
+    def _failed(self, entry: Entry, *, now: float) -> str:
         entry.attempts += 1
         pause = RETRY_PAUSES[min(entry.attempts, len(RETRY_PAUSES)) - 1]
         if now + pause - entry.due > min(RETRY_WINDOW_SECONDS, entry.rule.period):
             # Too late to be worth sending: the next run is the one that counts.
-            self._count(entry.task, "skipped")
+            self._count(entry.task, "failed")
             entry.advance(now=now)
             self._push(entry)
-            return
+            return "skipped"
         entry.wake = now + pause
         heapq.heappush(self._queue, (entry.wake, next(self._order), entry))
+        return "failed"
 
     def _push(self, entry: Entry) -> None:
         entry.wake = entry.due
@@ -306,11 +347,11 @@ class LookoutScheduler(Scheduler):
         self._entries.pop(entry.id, None)
         self._retired.append(entry.id)
 
-    def _count(self, task: str, outcome: str) -> None:
+    def _count(self, task: str, outcome: str, count: int = 1) -> None:
         counter = self._counters.get((task, outcome))
         if counter is None:
             counter = self._counters[(task, outcome)] = BEAT_DISPATCHES.labels(task=task, outcome=outcome)
-        counter.inc()
+        counter.inc(count)
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -334,5 +375,7 @@ class LookoutScheduler(Scheduler):
     def _delay(self) -> float:
         monotonic = time.monotonic()
         wake = self._queue[0][0] - time.time() if self._queue else self.max_interval
+        if self._pending:
+            wake = min(wake, min(opened for opened, _ in self._pending.values()) + self._linger - time.time())
         return max(0.0, min(wake, self._next_change_poll - monotonic, self._next_flush - monotonic,
                             self.max_interval))
