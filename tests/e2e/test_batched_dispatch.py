@@ -230,8 +230,8 @@ def test_another_regions_runs_travel_in_agent_batches_each_run_as_before(beat, s
     try:
         tasks = []
         for monitor_id in (51, 52, 53):
-            payload = regional_payload(monitor_id=monitor_id, regions=regions, sealed={regions[1]: f"sealed-{monitor_id}"},
-                                       spec={"url": "http://127.0.0.1:9/", "type": "http"})
+            payload = regional_payload(monitor_id=monitor_id, regions=regions, spec={"url": "http://127.0.0.1:9/"},
+                                       sealed={regions[1]: f"sealed-{monitor_id}"})
             tasks += monitors(home_queue, 1, first=monitor_id, kwargs={REGIONS_KWARG: payload})
         run(beat(), 1.5)
         messages = raw.take()
