@@ -286,7 +286,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per scheduler (default 30)")
     parser.add_argument("--lead", type=float, default=None,
                         help="seconds from seeding to the first due run: seeding and beat's start-up and full read "
-                             "(default 8 + 40 per million monitors)")
+                             "(default 8 + 60 per million monitors)")
     parser.add_argument("--stock-monitors", type=int, default=10_000,
                         help="the stock scheduler's monitors, the baseline (default 10000; 0: not run)")
     args = parser.parse_args()
@@ -309,7 +309,7 @@ def main() -> int:
               f"per scheduler; {len(os.sched_getaffinity(0))} CPUs, Python {sys.version.split()[0]}", flush=True)
         runs = [("stock", args.stock_monitors)] if args.stock_monitors else []
         for label, count in [*runs, ("lookout", args.monitors)]:
-            lead = args.lead if args.lead is not None else 8 + 40 * count / 1e6
+            lead = args.lead if args.lead is not None else 8 + 60 * count / 1e6
             results.append(run_scheduler(label, count=count, env=env, workdir=workdir, dbname=name,
                                          interval=args.interval, seconds=args.seconds, lead=lead))
             from django.db import connection

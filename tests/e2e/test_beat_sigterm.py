@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 SCHEDULES = 5000
 INTERVAL = 20  # seconds: longer than the burst, the stop and the restart together
 LEAD = 10.0  # seconds from seeding to the burst: beat's start-up
-RATE = 1_000_000  # bytes/s through the proxy: the burst (~4 MB of messages) takes a few seconds
+RATE = 100_000  # bytes/s through the proxy: the burst (~400 kB of batch messages) takes a few seconds
 EXIT_LIMIT_SECONDS = 5.0
 
 

@@ -74,7 +74,9 @@ class LookoutScheduler(Scheduler):
             current_lock_set(self.lock)
         self._publisher = Publisher(app)
         self._entries: dict[int, Entry] = {}
-        self._queue: list[tuple[float, int, Entry]] = []  # (wake time, tie-breaker, entry); stale items skipped
+        # (wake time, tie-breaker, entry id); stale items skipped. Ids, not entries: a tuple of numbers only is
+        # dropped from the garbage collector's tracking, so a million of them cost its full passes nothing.
+        self._queue: list[tuple[float, int, int]] = []
         self._order = itertools.count()
         self._marks: dict[int, rows.RunMark] = {}
         self._retired: list[int] = []
@@ -237,7 +239,7 @@ class LookoutScheduler(Scheduler):
             self._carry_over(entry)
             entry.catch_up(now=now)
         self._entries = fresh
-        self._queue = [(entry.wake, next(self._order), entry) for entry in fresh.values() if entry.wake != NEVER]
+        self._queue = [(entry.wake, next(self._order), entry.id) for entry in fresh.values() if entry.wake != NEVER]
         heapq.heapify(self._queue)
         # A million long-lived entries: the collector's full passes would walk them all, again and again, for
         # nothing (entries hold no reference cycles). Frozen, they are left out; refcounting still frees them.
@@ -295,13 +297,15 @@ class LookoutScheduler(Scheduler):
         size = self._batch_size
         taken = singles = 0
         while queue and queue[0][0] <= now and taken < RUNS_PER_PUBLISH and singles < BATCH_SIZE:
-            wake, _, entry = heapq.heappop(queue)
-            if entries.get(entry.id) is not entry or entry.wake != wake:
-                continue  # replaced by a change, or queued again since
+            wake, _, entry_id = heapq.heappop(queue)
+            entry = entries.get(entry_id)
+            if entry is None or entry.wake != wake:
+                continue  # gone, or queued again since (a changed schedule is a new entry, queued anew)
             if entry.expires_at is not None and now >= entry.expires_at:
                 self._retire(entry)
                 continue
             entry.run_expires = entry.expires(now=now)
+            entry.wake = NEVER  # taken: another queue item of the same run (after a change) finds it so
             taken += 1
             if entry.monitor_id is None:
                 batch.append(entry)
@@ -342,13 +346,13 @@ class LookoutScheduler(Scheduler):
             self._push(entry)
             return "skipped"
         entry.wake = now + pause
-        heapq.heappush(self._queue, (entry.wake, next(self._order), entry))
+        heapq.heappush(self._queue, (entry.wake, next(self._order), entry.id))
         return "failed"
 
     def _push(self, entry: Entry) -> None:
         entry.wake = entry.due
         if entry.wake != NEVER:
-            heapq.heappush(self._queue, (entry.wake, next(self._order), entry))
+            heapq.heappush(self._queue, (entry.wake, next(self._order), entry.id))
 
     def _retire(self, entry: Entry) -> None:
         self._entries.pop(entry.id, None)
