@@ -282,6 +282,8 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("monitors", type=int, nargs="?", default=1000, help="N, Lookout's monitors (default 1000)")
+    parser.add_argument("--monitors", type=int, dest="monitors_option", default=None,
+                        help="N, as an option (older command lines)")
     parser.add_argument("--interval", type=int, default=60, help="every monitor's interval, seconds (default 60)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window per scheduler (default 30)")
     parser.add_argument("--lead", type=float, default=None,
@@ -290,6 +292,8 @@ def main() -> int:
     parser.add_argument("--stock-monitors", type=int, default=10_000,
                         help="the stock scheduler's monitors, the baseline (default 10000; 0: not run)")
     args = parser.parse_args()
+    if args.monitors_option is not None:
+        args.monitors = args.monitors_option
     if args.interval < 2 or args.monitors < 10:
         parser.error("--interval must be >= 2 and N >= 10")
 

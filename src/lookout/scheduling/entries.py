@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 # Catch-up after beat was away (or the broker was): a run overdue by less than its period is still sent, late;
 # an older one is skipped and the schedule continues at its next run, so a long outage never ends in a storm.
 NEVER = math.inf
+ROUTE = ("queue", "exchange", "routing_key", "priority")  # the options that route a task's messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,9 @@ class Entry:
     # A monitor's probe schedule (PROBE_TASK, args [monitor_id], no other kwargs): its runs travel in batches
     # (lookout.scheduling.batches); None for any other task, sent one message per run.
     monitor_id: int | None = None
+    route: tuple[Any, ...] = ()  # queue, exchange, routing_key, priority: one tuple shared by the same routes
     run_expires: float = NEVER  # the current run's expiry, fixed when the scheduler takes the run
+    run_key: tuple[Any, ...] = ()  # the current run's batch key (lookout.scheduling.regional.batch_key)
 
     def schedule_first(self, *, changed_at: float) -> None:
         """Set `due` from the row: the run after the last one, or the first one (catching up is the caller's)."""
@@ -161,6 +164,7 @@ class RowParser:
     def __init__(self) -> None:
         self._json: dict[str, Any] = {}
         self._options: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._routes: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def entry(self, row: dict[str, Any], rule: IntervalRule | CalendarRule) -> Entry | None:
         """An Entry from a PeriodicTask row (as selected by lookout.scheduling.rows, times in Unix seconds); None
@@ -178,21 +182,21 @@ class RowParser:
         if REGIONS_KWARG in kwargs:
             kwargs = dict(kwargs)  # shared: popped from a copy
             regional = Regional.from_kwargs(kwargs.pop(REGIONS_KWARG))
-        route = (row["queue"], row["exchange"], row["routing_key"], row["priority"], id(headers))
-        options = self._options.get(route)
+        shared = (row["queue"], row["exchange"], row["routing_key"], row["priority"], id(headers))
+        options = self._options.get(shared)
         if options is None:
-            options = {key: row[key] for key in ("queue", "exchange", "routing_key", "priority")
-                       if row[key] is not None and row[key] != ""}
+            options = {key: row[key] for key in ROUTE if row[key] is not None and row[key] != ""}
             if headers:
                 options["headers"] = headers
-            self._options[route] = options
+            self._options[shared] = options
+            self._routes[shared] = tuple(options.get(key) for key in ROUTE)
         task = row["task"]
         batched = task == PROBE_TASK and not kwargs and len(args) == 1 and type(args[0]) is int
         entry = Entry(
             id=row["id"], name=row["name"], task=task, args=args, kwargs=kwargs, options=options, rule=rule,
             expire_seconds=row["expire_seconds"], expires_at=row["expires"], one_off=row["one_off"],
             start_time=row["start_time"], last_due=row["last_run_at"], regional=regional,
-            monitor_id=args[0] if batched else None,
+            monitor_id=args[0] if batched else None, route=self._routes[shared],
         )
         entry.schedule_first(changed_at=row["date_changed"] or time.time())
         return entry

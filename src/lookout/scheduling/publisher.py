@@ -146,7 +146,7 @@ class Publisher:
             groups: dict[tuple[Any, ...], list[int]] = {}
             for index, entry in enumerate(entries):
                 if entry.monitor_id is not None:
-                    groups.setdefault(batch_key(entry), []).append(index)
+                    groups.setdefault(entry.run_key or batch_key(entry), []).append(index)
                     continue
                 for copy in self._messages(entry, now=now):
                     messages.append(copy)

@@ -311,7 +311,7 @@ class LookoutScheduler(Scheduler):
                 batch.append(entry)
                 singles += 1
                 continue
-            key = batch_key(entry)
+            key = entry.run_key = batch_key(entry)
             group = pending.get(key)
             if group is None:
                 group = pending[key] = (now, [])
