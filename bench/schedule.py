@@ -325,7 +325,7 @@ def main() -> int:
 
     print(f"{'scheduler':<9} {'N':>8} {'runs/s':>8} {'due/s':>8} {'msgs/s':>7} {'lag p50':>8} {'p99':>7} "
           f"{'max':>7} {'unsent':>7} {'max+uns':>7} {'dup':>4} {'cores':>5} {'µs/run':>6} {'RSS MiB':>7} "
-          f"{'read s':>6} {'change s':>8} {'PG cores':>8} {'MQ cores':>8} {'cons.':>5}")
+          f"{'read s':>6} {'start CPU':>9} {'change s':>8} {'PG cores':>8} {'MQ cores':>8} {'cons.':>5}")
     for r in results:
         lags, unsent, sent, window = r["lags"], r["unsent"], max(r["sent"], 1), args.seconds
         worst = max([*lags, *unsent]) if lags or unsent else float("nan")
@@ -336,7 +336,8 @@ def main() -> int:
               f"{common.percentile(lags, 0.5):>8.3f} {common.percentile(lags, 0.99):>7.3f} "
               f"{max(lags) if lags else float('nan'):>7.3f} {len(unsent):>7} {worst:>7.3f} {r['duplicates']:>4} "
               f"{r['cpu'] / window:>5.2f} {1e6 * r['cpu'] / sent:>6.1f} {r['peak_rss_mib']:>7.1f} {read:>6} "
-              f"{change:>8} {r['pg_cpu'] / window:>8.3f} {broker:>8} {r['consumer_cpu']:>5.1f}")
+              f"{r['startup_cpu']:>9.1f} {change:>8} {r['pg_cpu'] / window:>8.3f} {broker:>8} "
+              f"{r['consumer_cpu']:>5.1f}")
     by_label = {r["label"]: r for r in results}
     if "stock" in by_label:
         stock, lookout = by_label["stock"], by_label["lookout"]
@@ -347,7 +348,8 @@ def main() -> int:
               f"{lookout['rate'] / lookout['due_rate']:.0%}")
     print("(lag in seconds, per run, due to arrival at the consumer; unsent: runs due in the window not sent by its "
           "end; dup: runs received twice; cores: beat's CPU s / window s; PG cores: the run database's backends; "
-          "MQ: RabbitMQ's beam.smp; cons.: the consumer's CPU s, whole run; change: commit to the next run)")
+          "MQ: RabbitMQ's beam.smp; cons.: the consumer's CPU s, whole run; change: commit to the next run; start CPU: "
+          "beat's CPU s from its start to the first due run: start-up and full read)")
     return 0
 
 
