@@ -60,18 +60,6 @@ BATCH_TASK = "lookout.probes.tasks.probe_batch"
 PROBE_TASK = "lookout.probes.tasks.probe_monitor"
 
 
-PROFILED = """
-import cProfile, sys, threading
-from celery.__main__ import main
-path, after = sys.argv[1], float(sys.argv[2])
-profile = cProfile.Profile()
-threading.Timer(after, lambda: profile.dump_stats(path)).start()
-sys.argv = ["celery", *sys.argv[3:]]
-profile.enable()
-main()
-"""
-
-
 # --- the consumer, a process of its own (`schedule.py --consume BROKER OUT`) ------------------------------------
 
 
@@ -208,12 +196,7 @@ def run_scheduler(label: str, *, count: int, env: dict, workdir: str, dbname: st
     log = Path(workdir, f"beat-{label}.log")
     # INFO for Lookout's (one line when it took the lock); the stock scheduler logs every send at INFO.
     level = "INFO" if label == "lookout" else "WARNING"
-    command = ["-m", "celery"]
-    if label == "lookout" and os.environ.get("LOOKOUT_BENCH_PROFILE"):
-        # LOOKOUT_BENCH_PROFILE=<file>: beat runs under cProfile (slower), its profile of the start-up and the
-        # window written there at the window's end (beat is stopped by a signal, not an orderly exit).
-        command = ["-c", PROFILED, os.environ["LOOKOUT_BENCH_PROFILE"], str(first_due + seconds - time.time())]
-    beat = stack.process_start([sys.executable, *command, "-A", CELERY_APP, "beat", "-S", SCHEDULERS[label],
+    beat = stack.process_start([sys.executable, "-m", "celery", "-A", CELERY_APP, "beat", "-S", SCHEDULERS[label],
                                 "-l", level, "--pidfile="], env=env, log=log, cwd=workdir)
     result: dict = {"label": label, "count": count, "seeded_s": seeded}
     broker = common.broker_pid()
