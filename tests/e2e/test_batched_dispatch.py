@@ -260,3 +260,20 @@ def test_another_regions_runs_travel_in_agent_batches_each_run_as_before(beat, s
         assert (run_["due"], run_task_id(schedule_id, run_["due"])) in home_runs[run_["monitor"]]
         assert run_token_valid(monitor_id=run_["monitor"], region=regions[1], task_id=run_["task_id"],
                                due=run_["due"], token=run_["token"])
+
+
+def test_a_run_whose_schedule_changes_while_its_batch_waits_is_sent_once_or_not_at_all(beat, probes, settings):
+    settings.LOOKOUT_BEAT_LINGER_SECONDS = 1.0  # the batch waits: the changes land meanwhile
+    changed, deleted, kept = monitors(probes.name, 3, every=30)
+    scheduler = beat()
+    scheduler.tick()  # reads, takes the three runs, waits for the batch to fill
+    assert probes.take() == []
+    changed.interval = IntervalSchedule.objects.get_or_create(every=31, period=IntervalSchedule.SECONDS)[0]
+    changed.save()
+    deleted.delete()
+    time.sleep(0.3)  # their NOTIFYs
+    run(scheduler, 1.5)
+
+    runs = runs_of(probes.take())
+    assert sorted(runs) == [1000, 1002]
+    assert len(runs[1000]) == 1 and len(runs[1002]) == 1

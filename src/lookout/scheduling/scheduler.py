@@ -52,7 +52,7 @@ CHANGE_POLL_SECONDS = 0.2
 FLUSH_SECONDS = 1.0
 # Runs taken per publish (one confirm wait): single-run messages, or as many as fit in batch messages.
 BATCH_SIZE = 500
-RUNS_PER_PUBLISH = 5000
+RUNS_PER_PUBLISH = 1000  # ten batch messages: one confirm wait a few ms long, also through a slow link
 # Time spent sending per tick before beat looks at changes, the lock and its bookkeeping again.
 TICK_BUDGET_SECONDS = 0.25
 RETRY_WINDOW_SECONDS = 10.0
@@ -318,13 +318,17 @@ class LookoutScheduler(Scheduler):
             group[1].append(entry)
             if len(group[1]) >= size:
                 del pending[key]
-                batch += group[1]
+                batch += self._current(group[1])
         for key, (opened, group_entries) in list(pending.items()):
             if now >= opened + self._linger:
                 del pending[key]
-                # A run changed (or deleted) while waiting: its new entry is queued and sent instead.
-                batch += [entry for entry in group_entries if entries.get(entry.id) is entry]
+                batch += self._current(group_entries)
         return batch
+
+    def _current(self, waiting: list[Entry]) -> list[Entry]:
+        # A run whose schedule changed (or went) while its batch filled: its new entry is queued and sent instead.
+        entries = self._entries
+        return [entry for entry in waiting if entries.get(entry.id) is entry]
 
     def _sent(self, entry: Entry, *, now: float) -> str:
         mark = self._marks.get(entry.id)
