@@ -12,8 +12,9 @@ A replacement for django-celery-beat's DatabaseScheduler reading the same tables
   RETRY_WINDOW_SECONDS (never past the run's own period), then skipped: a broker outage does not end in a storm
   of stale probes;
 - writes last_run_at (= the due time of the last run sent) and total_run_count back every FLUSH_SECONDS in one
-  statement, so a restart resumes where the last one stopped: after a graceful stop nothing is sent twice or
-  skipped, after a SIGKILL at most the runs of the last FLUSH_SECONDS are sent again;
+  statement (from a thread of its own while dispatching; at a stop, before the lock is released), so a restart
+  resumes where the last one stopped: after a graceful stop nothing is sent twice or skipped, after a SIGKILL at
+  most the runs of the last FLUSH_SECONDS (and of a write in flight) are sent again, under the same run ids;
 - next runs follow the due time, not the send time: schedules do not drift by their lag;
 - every message expires when the next run is due, and carries its due time (DUE_AT_HEADER) for the workers'
   schedule-lag histogram;
