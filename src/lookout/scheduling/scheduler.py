@@ -123,7 +123,7 @@ class LookoutScheduler(Scheduler):
         finally:
             self._dispatching = False
             if self._writer is not None:
-                self._writer.submit(connection.close)  # the writer thread's own connection
+                self._writer.submit(_connection_close)  # the writer thread's own connection
                 self._writer.shutdown(wait=True)
                 self._writer = None
             self._publisher.close()
@@ -423,6 +423,12 @@ def _record(marks: dict[int, rows.RunMark], retired: list[int]) -> tuple[dict[in
         connection.close()  # this thread's: Django reconnects on its next query
         return marks, retired
     return None
+
+
+def _connection_close() -> None:
+    # Looked up in the calling thread (Django's connections are per thread): `connection.close` bound in another
+    # thread would close that thread's connection instead.
+    connection.close()
 
 
 def _completed(value: tuple[dict[int, rows.RunMark], list[int]] | None) -> \
