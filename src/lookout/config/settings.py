@@ -213,6 +213,13 @@ LOOKOUT_METRICS_SHARDS = env_int("LOOKOUT_METRICS_SHARDS", 1, minimum=1)
 LOOKOUT_REGIONS = env_regions("LOOKOUT_REGIONS")
 LOOKOUT_HOME_REGION = LOOKOUT_REGIONS[0]
 LOOKOUT_RESULTS_QUEUE = "results"
+# beat helper (issue 18): monitors' probe runs travel in batch messages of at most LOOKOUT_RUN_BATCH_SIZE runs
+# (same route, region, due second and expiry second); beat waits up to LOOKOUT_BEAT_LINGER_SECONDS for a batch
+# to fill (0: sends at once), so at low rates runs of neighbouring moments still share a message.
+LOOKOUT_RUN_BATCH_SIZE = env_int("LOOKOUT_RUN_BATCH_SIZE", 100, minimum=1)
+LOOKOUT_BEAT_LINGER_SECONDS = float(env_str("LOOKOUT_BEAT_LINGER_SECONDS") or "0.1")
+if not 0 <= LOOKOUT_BEAT_LINGER_SECONDS <= 1:
+    raise ImproperlyConfigured(f"LOOKOUT_BEAT_LINGER_SECONDS={LOOKOUT_BEAT_LINGER_SECONDS} must be between 0 and 1")
 # The region this process probes from (`lookout worker --region X`): its metrics' `region` label, and the region
 # a home worker's heartbeat names.
 LOOKOUT_REGION = env_str("LOOKOUT_REGION") or LOOKOUT_HOME_REGION
