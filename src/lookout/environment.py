@@ -63,6 +63,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
+def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    value = env_str(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise EnvironmentInvalid(f"{name}={value!r} is not a number") from exc
+    if not minimum <= number <= maximum:  # also refuses nan
+        raise EnvironmentInvalid(f"{name}={number} must be between {minimum} and {maximum}")
+    return number
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     value = env_str(name, default) or ""
     return [item.strip() for item in value.split(",") if item.strip()]

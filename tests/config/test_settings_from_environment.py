@@ -54,8 +54,19 @@ def test_configuration_values_are_read_from_the_environment():
     assert done.stdout.strip() == "(['lookout.example', 'api.example'], 30, 'django-db', 'scrape-me', 'json')"
 
 
+def test_batching_delays_are_read_as_seconds():
+    done = load_settings("s.LOOKOUT_BEAT_LINGER_SECONDS, s.LOOKOUT_WORKER_WRITE_LINGER_SECONDS", SECRET_KEY=STRONG_KEY,
+                         LOOKOUT_BEAT_LINGER_SECONDS="0", LOOKOUT_WORKER_WRITE_LINGER_SECONDS="0.25")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(0.0, 0.25)"
+
+
 @pytest.mark.parametrize(("name", "value"), [("LOOKOUT_MIN_INTERVAL", "ten"), ("LOOKOUT_MIN_INTERVAL", "0"),
-                                             ("LOOKOUT_LOG_FORMAT", "xml"), ("DEBUG", "maybe")])
+                                             ("LOOKOUT_LOG_FORMAT", "xml"), ("DEBUG", "maybe"),
+                                             ("LOOKOUT_BEAT_LINGER_SECONDS", "soon"),
+                                             ("LOOKOUT_BEAT_LINGER_SECONDS", "2"),
+                                             ("LOOKOUT_WORKER_WRITE_LINGER_SECONDS", "nan"),
+                                             ("LOOKOUT_WORKER_WRITE_LINGER_SECONDS", "-1")])
 def test_a_malformed_value_refuses_to_start_naming_the_variable(name, value):
     done = load_settings("s.SECRET_KEY", SECRET_KEY=STRONG_KEY, **{name: value})
     assert done.returncode != 0 and name in done.stderr

@@ -4,6 +4,7 @@ from lookout.environment import (
     EnvironmentInvalid,
     env_bool,
     env_cidrs,
+    env_float,
     env_int,
     env_list,
     env_regions,
@@ -11,5 +12,5 @@ from lookout.environment import (
     env_str,
 )
 
-__all__ = ["EnvironmentInvalid", "env_bool", "env_cidrs", "env_int", "env_list", "env_regions", "env_required",
-           "env_str"]
+__all__ = ["EnvironmentInvalid", "env_bool", "env_cidrs", "env_float", "env_int", "env_list", "env_regions",
+           "env_required", "env_str"]
