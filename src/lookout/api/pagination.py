@@ -307,7 +307,9 @@ class IdKeysetPagination(BasePagination):
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
             fields = dict(parse_qsl(raw, strict_parsing=True))
-            if not _WHOLE_NUMBER.fullmatch(fields["id"]) or len(fields["id"]) > 18 or fields["b"] not in ("0", "1"):
+            # An id of at most 18 digits fits PostgreSQL's bigint: a longer one would be a 500, not a 404.
+            if (fields.keys() != {"id", "b"} or not _WHOLE_NUMBER.fullmatch(fields["id"]) or len(fields["id"]) > 18
+                    or fields["b"] not in ("0", "1")):
                 raise ValueError("not an id cursor")
             return int(fields["id"]), fields["b"] == "1"
         except (binascii.Error, UnicodeDecodeError, KeyError, ValueError) as exc:
