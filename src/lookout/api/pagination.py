@@ -6,7 +6,7 @@ import binascii
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
 from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.request import Request
@@ -132,12 +133,14 @@ class Cursor:
 class KeysetPagination(BasePagination):
     """Newest first by (`time_field`, id), each page positioned by the row at its edge, not by an offset.
 
-    No count(*) and no OFFSET: any page costs one index range scan, however deep and however many rows there
-    are, and rows added or deleted meanwhile neither repeat nor skip a row when following `next` (equal
+    No count(*) and no OFFSET: any page costs one index range scan (within a day of its cursor first: see
+    _windowed), however deep and however many rows there are, and rows added or deleted meanwhile neither repeat nor skip a row when following `next` (equal
     times are ordered by id). The response keeps `next`, `previous` and `results`; `count` is gone.
     """
 
     time_field = "checked_at"
+    # Tried in turn before the whole list (see _windowed); a sparse list costs up to two more (cheap) queries.
+    windows = (timedelta(days=1), timedelta(days=8))
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
@@ -153,7 +156,7 @@ class KeysetPagination(BasePagination):
         time_field = self.time_field
         newest_first = [f"-{time_field}", "-id"]
         if cursor is None:
-            rows = list(queryset.order_by(*newest_first)[:size + 1])
+            rows = self._windowed(queryset, newest_first, size, anchor=timezone.now(), backwards=False)
             self.has_next, self.has_previous = len(rows) > size, False
             rows = rows[:size]
         elif not cursor.backwards:
@@ -161,17 +164,32 @@ class KeysetPagination(BasePagination):
             # up to the cursor's own id.
             after = (queryset.filter(**{f"{time_field}__lte": cursor.at})
                      .filter(Q(**{f"{time_field}__lt": cursor.at}) | Q(id__lt=cursor.id)))
-            rows = list(after.order_by(*newest_first)[:size + 1])
+            rows = self._windowed(after, newest_first, size, anchor=cursor.at, backwards=False)
             self.has_next, self.has_previous = len(rows) > size, True
             rows = rows[:size]
         else:
             before = (queryset.filter(**{f"{time_field}__gte": cursor.at})
                       .filter(Q(**{f"{time_field}__gt": cursor.at}) | Q(id__gt=cursor.id)))
-            rows = list(before.order_by(time_field, "id")[:size + 1])
+            rows = self._windowed(before, [time_field, "id"], size, anchor=cursor.at, backwards=True)
             self.has_next, self.has_previous = True, len(rows) > size
             rows = rows[:size][::-1]
         self.rows: Sequence[Model] = rows
         return rows
+
+    def _windowed(self, rows: QuerySet[Model], order: list[str], size: int, *, anchor: datetime,
+                  backwards: bool) -> list[Model]:
+        """The first size + 1 rows in `order`, looked for within a day of `anchor` first, then a week, then
+        everywhere: a window names the partitions to read in the query, so PostgreSQL plans over one or two of
+        the results' ~40 daily partitions instead of all of them (planning was most of a page's database time:
+        ~3.8 ms of 4.3). Every row outside a window comes after every row inside it in `order`, so a window
+        holding size + 1 rows holds the same first rows as the whole list."""
+        for span in self.windows:
+            bound = {f"{self.time_field}__lte" if backwards else f"{self.time_field}__gte":
+                     anchor + span if backwards else anchor - span}
+            found = list(rows.filter(**bound).order_by(*order)[:size + 1])
+            if len(found) > size:
+                return found
+        return list(rows.order_by(*order)[:size + 1])
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"next": self.get_next_link(), "previous": self.get_previous_link(), "results": data})
