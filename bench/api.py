@@ -141,7 +141,8 @@ def seed_results(count: int, ids: list[int], *, days: int) -> None:
             if first <= last:
                 cursor.execute(
                     f'INSERT INTO "{name}" ({RESULT_COLUMNS}) SELECT * FROM ('
-                    f"SELECT {low} + (i % {monitors}), now() - (i * interval '{span} seconds' / {count}) AS at, "
+                    f"SELECT {low} + (i % {monitors}), "
+                    f"now() - (i::float8 * {span} / {count}) * interval '1 second' AS at, "
                     f"{RESULT_VALUES} FROM generate_series({first}, {last}) AS i) AS r "
                     f"WHERE at >= '{start.isoformat()}' AND at < '{end.isoformat()}'")
             cursor.execute(f'ALTER TABLE "{TABLE}" ATTACH PARTITION "{name}" '

@@ -134,8 +134,9 @@ class KeysetPagination(BasePagination):
     """Newest first by (`time_field`, id), each page positioned by the row at its edge, not by an offset.
 
     No count(*) and no OFFSET: any page costs one index range scan (within a day of its cursor first: see
-    _windowed), however deep and however many rows there are, and rows added or deleted meanwhile neither repeat nor skip a row when following `next` (equal
-    times are ordered by id). The response keeps `next`, `previous` and `results`; `count` is gone.
+    _windowed), however deep and however many rows there are, and rows added or deleted meanwhile neither
+    repeat nor skip a row when following `next` (equal times are ordered by id). The response keeps `next`,
+    `previous` and `results`; `count` is gone.
     """
 
     time_field = "checked_at"
