@@ -331,6 +331,9 @@ def wrk(url: str, script: str, *, seconds: float, connections: int) -> dict:
     rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    if "50" not in latency or "99" not in latency or rps is None:  # no request completed (a stalled server)
+        print(f"wrk printed no latency distribution:\n{out}", flush=True)
+        return {"p50": float("nan"), "p99": float("nan"), "rps": 0.0, "non2xx": 0, "socket_errors": "no figures"}
     return {"p50": duration(latency["50"]), "p99": duration(latency["99"]), "rps": float(rps.group(1)),
             "non2xx": int(errors.group(1)) if errors else 0, "socket_errors": socket_errors.group(1) if socket_errors
             else ""}
