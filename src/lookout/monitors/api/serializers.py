@@ -180,14 +180,24 @@ class MonitorSummarySerializer(serializers.Serializer[Any]):
     _TIMES = ("last_checked_at", "created_at", "updated_at")
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
-        # The row's values as they are but times, rendered as DRF renders them everywhere else: DRF's per-field
-        # walk (bind, get_attribute, to_representation for 13 fields) was most of a page's time.
+        # The row's values as they are but times, rendered as DRF's DateTimeField renders them (ISO 8601 in the
+        # current time zone, "Z" for UTC): DRF's per-field walk, and its time zone lookup per value, were most
+        # of a page's CPU time.
         row = dict(instance)
-        time_field = self.fields["created_at"]
+        zone = self._zone()
         for name in self._TIMES:
-            if row[name] is not None:
-                row[name] = time_field.to_representation(row[name])
+            value = row[name]
+            if value is not None:
+                text = value.astimezone(zone).isoformat()
+                row[name] = text[:-6] + "Z" if text.endswith("+00:00") else text
         return row
+
+    def _zone(self) -> Any:
+        """The time zone DRF renders times in, looked up once per list (the list shares its child)."""
+        zone = getattr(self, "_zone_cached", None)
+        if zone is None:
+            zone = self._zone_cached = self.fields["created_at"].default_timezone()  # type: ignore[attr-defined]
+        return zone
 
 
 class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
