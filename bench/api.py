@@ -390,6 +390,7 @@ def main() -> int:
     parser.add_argument("--database", help="measure a database kept by --keep instead of seeding a new one")
     parser.add_argument("--seed-only", action="store_true", help="seed, keep the database, measure nothing")
     args = parser.parse_args()
+    args.keep = args.keep or args.seed_only  # a seed interrupted half-way is kept too (drop it by hand)
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -425,7 +426,6 @@ def main() -> int:
         else:
             seeded = seed(args, owner)
         if args.seed_only:
-            args.keep = True
             print(f"seeded: {seeded['timings']}", flush=True)
             return 0
         ids = list(Monitor.objects.filter(owner=owner).order_by("id").values_list("id", flat=True))
