@@ -1,24 +1,35 @@
-"""API benchmark: p50/p99 latency of the monitor list, detail, results and stats endpoints of a real
-`lookout api` (gunicorn) with N monitors and millions of results, measured with `wrk`; baseline `/healthz`.
+"""API benchmark: p50/p99 latency and CPU per request of the monitor list, the lean list, detail, results and
+stats endpoints of a real `lookout api` (gunicorn) with N monitors and millions of results, measured with `wrk`;
+baseline `/healthz`.
 
     .venv/bin/python bench/api.py [--monitors 100000] [--results 2000000] [--seconds 5] [--connections 8]
+    .venv/bin/python bench/api.py --monitors 1000000 --results 100000000 --seed-only   # then --database NAME
 
 A fresh database (`lookout migrate`: results partitioned by day), seeded in SQL (INSERT ... SELECT
-generate_series), then ANALYZE:
-- N HTTP monitors with their PeriodicTasks, owned by one API user;
+generate_series), then VACUUM ANALYZE:
+- N HTTP monitors with their PeriodicTasks, owned by one API user, and the user's kept monitor count;
 - --results ProbeResult rows over the last --history-days days (a day if 0), round-robin across all monitors,
-  so each daily partition holds every monitor's results;
+  so each daily partition holds every monitor's results; each day is loaded into a table without indexes,
+  then attached as that day's partition (its indexes built once, by sorting);
 - the monitor in the middle of the id range (the one measured) probed every minute for the last --history-days
   days (43,200 results for 30 days), so its results span many partitions and its stats long windows;
-- hourly rollups of every settled hour, by the rollup task's own code (lookout.stats.rollups.rollup_run), as
-  production has them once beat ran it: stats read rollups, and raw results only for a window's edges.
+- hourly rollups: up to 100k monitors, of every monitor's settled hours by the rollup task's own code
+  (lookout.stats.rollups.rollup_run), as production has them once beat ran it; above (or --rollups measured),
+  only the measured monitor's, summed with the stats app's histogram (the rollup task over a million monitors'
+  30 days takes hours, and stats read only the measured monitor's rows).
 
-`lookout api --workers 2` serves it; for each endpoint wrk runs --seconds on one thread (a Lua script sets
-`Authorization: Token ...`), once with one connection (latency of a request alone) and once with
---connections keep-alive connections (under load: requests queue for the 2 workers), and its latency
-distribution gives p50/p99. The throttle runs as in production (one upsert of its counter row on every
-request) but with a one-second window (LOOKOUT_USER_RATE), so it never refuses the benchmark's own load.
-`--explain` prints EXPLAIN (ANALYZE, BUFFERS) of each endpoint's main query before the run.
+`lookout api --workers` (--workers-per-core x this machine's CPUs, default 1 per CPU, the documented figure)
+serves it; for each endpoint wrk runs --seconds on one thread (a Lua script sets `Authorization: Token ...`),
+once with one connection (latency of a request alone) and once with --connections keep-alive connections
+(under load: requests queue for the workers), and its latency distribution gives p50/p99. During the loaded
+run the user+system CPU of gunicorn's processes and of the database's PostgreSQL backends (/proc) is divided by
+the requests served: CPU per request, which the other work on a shared machine inflates far less than latency.
+The throttle runs as in production (one upsert of its counter row on every request) but with a one-second
+window (LOOKOUT_USER_RATE), so it never refuses the benchmark's own load. Baseline of the old path: the
+statements the list ran before (count(*) over the owner's monitors; a deep page by OFFSET) against what runs
+now (the kept count; the keyset page), timed in this process; the full list against the lean one by wrk.
+`--explain` prints EXPLAIN (ANALYZE, BUFFERS) of each endpoint's main query before the run; `--keep` keeps the
+database, `--database NAME` measures a kept one without seeding, `--seed-only` seeds and keeps.
 """
 
 from __future__ import annotations
