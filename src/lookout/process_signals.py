@@ -39,6 +39,7 @@ from lookout.observability.metrics import (
     beat_metrics,
     worker_series_initialize,
 )
+from lookout.observability.refresher import snapshot_feed
 from lookout.observability.server import metrics_server_start
 from lookout.probes.remote import region_worker_seen
 from lookout.regions.selectors import region_gauges
@@ -188,7 +189,9 @@ def beat_metrics_start(sender: Any = None, **_: Any) -> None:
     metrics.lock_held.set_function(lambda: 1 if dispatching() else 0)
     for outcome in ("sent", "failed", "skipped"):
         BEAT_DISPATCHES.labels(task=PROBE_TASK, outcome=outcome)
-    # Per-monitor series only from the beat that dispatches: a hot standby would double every one of them.
+    # Per-monitor series only from the beat that dispatches: a hot standby would double every one of them. They are
+    # rendered by a process of beat's own (the snapshot feed's), never under this one's GIL.
+    snapshot_feed().start(dispatching)
     metrics_server_start(port=env_int("LOOKOUT_METRICS_PORT", 9541), host=metrics_host(),
                          include_monitors=dispatching, health=lambda: beat_health(sender), readiness=beat_readiness)
 

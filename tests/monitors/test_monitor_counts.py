@@ -107,7 +107,7 @@ def test_concurrent_creates_and_deletes_of_one_owner_add_up(alice):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_counts_the_monitors_that_exist():
-    before = [("monitors", "0009_regions")]
+    before = [("monitors", "0010_monitor_metrics")]
     executor = MigrationExecutor(connection)
     after = executor.loader.graph.leaf_nodes()
     executor.migrate(before)

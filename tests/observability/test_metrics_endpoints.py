@@ -15,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from lookout.monitors import services
 from lookout.monitors.models import Monitor
 from lookout.monitors.spec import MonitorSpec
-from lookout.observability import collector as collector_module
+from lookout.observability import refresher
 from lookout.observability.collector import MonitorCollector
 from lookout.observability.exposition import metrics_payload
+from lookout.observability.refresher import SnapshotFeed, snapshot_write
 from lookout.observability.server import metrics_server_start
 from lookout.probes import results
 from lookout.probes.results import ProbeRecord
@@ -125,7 +126,8 @@ def test_paths_matching_no_route_share_one_label(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_collector_reports_each_monitors_state_duration_and_last_check(alice):
+def test_the_collector_reports_each_monitors_state_duration_and_last_check(alice, settings):
+    settings.LOOKOUT_MONITOR_METRICS_DETAIL = ["status"]  # opt-in: the state set
     up = probed(monitor(alice, name="up"), success=True, elapsed_ms=250)
     down = probed(monitor(alice, name="down"), success=False, elapsed_ms=1500)
     pending = monitor(alice, name="pending")
@@ -176,9 +178,13 @@ def test_the_collector_serves_cached_rows_between_reloads(alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_beat_payload_includes_per_monitor_series_and_the_worker_payload_does_not(alice, monkeypatch):
-    monkeypatch.setattr(collector_module, "_collector", None)  # a fresh cache, not an earlier test's rows
+def test_the_beat_payload_includes_per_monitor_series_and_the_worker_payload_does_not(alice, monkeypatch,
+                                                                                        tmp_path):
     target = probed(monitor(alice), success=True)
+    # The snapshot as beat's refresher process writes it (that process itself: test_monitor_series.py).
+    feed = SnapshotFeed(every=10, shards=1, directory=tmp_path)
+    snapshot_write(tmp_path, MonitorCollector().snapshot().shards)
+    monkeypatch.setattr(refresher, "_feed", feed)
 
     beat = {f.name: f for f in text_string_to_metric_families(metrics_payload(include_monitors=True)[0].decode())}
     worker = {f.name for f in text_string_to_metric_families(metrics_payload(include_monitors=False)[0].decode())}

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lookout.monitors import services
 from lookout.monitors.spec import MonitorSpec
 from lookout.observability import collector as collector_module
+from lookout.observability import refresher
 from lookout.observability.collector import MonitorCollector
 from lookout.probes import results
 from lookout.probes.results import ProbeRecord
@@ -24,7 +25,8 @@ def by_name(collector: MonitorCollector) -> dict[str, dict[tuple, float]]:
 
 # transaction=True: the collector closes its connection after each read, as its scrape threads must.
 @pytest.mark.django_db(transaction=True)
-def test_open_incidents_are_counted_per_monitor(alice):
+def test_open_incidents_are_counted_per_monitor(alice, settings):
+    settings.LOOKOUT_MONITOR_METRICS_DETAIL = ["incidents"]  # opt-in
     down = services.monitor_create(owner=alice, spec=MonitorSpec(name="down", url="https://example.com/", interval=60))
     fine = services.monitor_create(owner=alice, spec=MonitorSpec(name="fine", url="https://example.org/", interval=60))
     incident = apps.get_model("alerting", "Incident")
@@ -45,10 +47,10 @@ def test_a_database_error_drops_the_per_monitor_series_and_says_so(alice, monkey
     collector = MonitorCollector(cache_seconds=0)
     assert by_name(collector)["lookout_monitor_info"]
 
-    def unavailable():
+    def unavailable(everywhere):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(collector_module, "monitor_rows", unavailable)
+    monkeypatch.setattr(collector_module, "_rows_sql", unavailable)
     series = by_name(collector)
 
     assert series["lookout_monitor_collector_up"] == {(): 0.0}
@@ -56,12 +58,15 @@ def test_a_database_error_drops_the_per_monitor_series_and_says_so(alice, monkey
     assert "per-monitor metrics unavailable: database error (connection refused)" in caplog.text
 
 
-def test_the_cache_lifetime_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv("LOOKOUT_METRICS_CACHE_SECONDS", "30")
-    monkeypatch.setattr(collector_module, "_collector", None)
+def test_the_refresh_interval_and_shards_come_from_the_settings(monkeypatch, settings):
+    settings.LOOKOUT_METRICS_CACHE_SECONDS = 30
+    settings.LOOKOUT_METRICS_SHARDS = 4
+    monkeypatch.setattr(refresher, "_feed", None)
 
-    assert collector_module.monitor_collector()._cache_seconds == 30
-    monkeypatch.setattr(collector_module, "_collector", None)
+    feed = refresher.snapshot_feed()
+
+    assert (feed.every, feed.shards, feed.stale_after) == (30, 4, 90)
+    monkeypatch.setattr(refresher, "_feed", None)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -91,11 +96,12 @@ def test_a_gzipped_scrape_is_one_stream_of_gzip_members(monkeypatch):
     from lookout.observability import exposition
 
     class Fixed:
-        def exposition(self, *, gzipped: bool = False) -> bytes:
-            body = b"lookout_monitor_collector_up 1.0\n"
-            return gzip.compress(body) if gzipped else body
+        shards = 1
 
-    monkeypatch.setattr(exposition, "monitor_collector", Fixed)
+        def gzipped(self, *, shard: int = 0, of: int = 1) -> bytes:
+            return gzip.compress(b"lookout_monitor_collector_up 1.0\n")
+
+    monkeypatch.setattr(exposition, "snapshot_feed", Fixed)
     monkeypatch.setattr(exposition, "generate_latest", lambda registry: b"lookout_beat_lock_held 1.0\n")
     plain, _ = exposition.metrics_payload(include_monitors=True)
     packed, _ = exposition.metrics_payload(include_monitors=True, gzipped=True)

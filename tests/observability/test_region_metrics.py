@@ -27,7 +27,8 @@ def by_name(collector) -> dict[str, dict[tuple, float]]:
 
 # transaction=True: the collector closes its connection after each read, as its scrape threads must.
 @pytest.mark.django_db(transaction=True)
-def test_a_monitor_of_three_regions_has_an_up_series_per_known_region(alice):
+def test_a_monitor_of_three_regions_has_an_up_series_per_known_region(alice, settings):
+    settings.LOOKOUT_MONITOR_METRICS_DETAIL = ["regions", "status"]  # opt-in details
     shop = services.monitor_create(owner=alice, spec=MonitorSpec(
         name="shop", url="https://shop.example/", interval=60, timeout=10, regions=["home", "eu", "us"]))
     plain = services.monitor_create(owner=alice, spec=MonitorSpec(name="plain", url="https://example.org/",

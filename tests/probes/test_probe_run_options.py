@@ -51,7 +51,8 @@ def test_a_failed_condition_is_recorded_with_the_result(alice, http_target):
 def test_phases_are_recorded_and_exported_for_the_fleet_and_the_monitor(alice, http_target):
     processing = {"phase": "processing", "region": settings.LOOKOUT_REGION}
     before = REGISTRY.get_sample_value("lookout_probe_phase_duration_seconds_count", processing) or 0
-    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="phases", url=http_target.url, interval=60))
+    monitor = services.monitor_create(owner=alice, spec=MonitorSpec(name="phases", url=http_target.url, interval=60,
+                                                                                 metrics=["phases"]))
     probe_run(monitor_id=monitor.pk, task_id=str(uuid.uuid4()))
     result = ProbeResult.objects.get(monitor=monitor)
     assert {"dns", "connect", "processing", "transfer"} <= set(result.phases)

@@ -25,7 +25,7 @@ from lookout.observability.metrics import DUE_AT_HEADER
 from lookout.scheduling import publisher as publisher_module
 from lookout.scheduling import scheduler as scheduler_module
 from lookout.scheduling.entries import CalendarRule, Entry, IntervalRule
-from lookout.scheduling.regional import run_task_id
+from lookout.scheduling.regional import batch_task_id, run_task_id
 from lookout.scheduling.scheduler import LookoutScheduler
 from support.stack import LookoutStack, wait_until
 from support.tcp_proxy import TcpProxy
@@ -324,6 +324,14 @@ def test_a_runs_task_id_is_the_same_for_every_send_of_it_and_differs_between_run
     due = 1_764_700_000.123456
     assert run_task_id(7, due) == run_task_id(7, due + 2e-6) == run_task_id(7, due - 2e-6)
     assert len({run_task_id(7, due), run_task_id(7, due + 1), run_task_id(8, due)}) == 3
+    # The same ids as before (uuid5 of "<schedule>:<due in 10 ms steps>"), now computed without uuid.UUID.
+    namespace = uuid.UUID("5d1f0c1e-6b7a-4c59-9a51-6c6f6f6b6f75")
+    for schedule_id in range(200):
+        due = 1_764_700_000 + schedule_id * 0.37
+        assert run_task_id(schedule_id, due) == str(uuid.uuid5(namespace, f"{schedule_id}:{round(due * 100)}"))
+    ids = [run_task_id(n, due) for n in range(5)]
+    assert batch_task_id(ids) == batch_task_id(ids[::-1]) == str(
+        uuid.uuid5(uuid.UUID("0c7b0e55-95d2-4a55-8f0e-6261746368ed"), ",".join(sorted(ids))))
 
 
 def broker_through(proxy: TcpProxy, monkeypatch) -> None:

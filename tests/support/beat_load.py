@@ -13,6 +13,7 @@ import psycopg
 from kombu import Connection, Consumer, Exchange, Queue
 
 PROBE_TASK = "lookout.probes.tasks.probe_monitor"
+BATCH_TASK = "lookout.probes.tasks.probe_batch"  # beat sends probe runs in batches of these
 DUE_AT_HEADER = "lookout_due_at"
 
 
@@ -52,7 +53,8 @@ class ProbeMessage:
 
 
 class ProbeRecorder:
-    """Consumes the `probes` queue (no ack, no Celery worker) and keeps every message, in arrival order."""
+    """Consumes the `probes` queue (no ack, no Celery worker) and keeps every run, in arrival order (a batch
+    message's runs one by one)."""
 
     def __init__(self, broker_url: str) -> None:
         self.messages: list[ProbeMessage] = []
@@ -83,8 +85,12 @@ class ProbeRecorder:
 
         def on_message(body, message) -> None:
             headers = message.headers or {}
-            self.messages.append(ProbeMessage(time.time(), int(body[0][0]), float(headers[DUE_AT_HEADER]),
-                                              headers["id"]))
+            at = time.time()
+            if headers.get("task") == BATCH_TASK:  # a batch: one record per run it carries
+                self.messages.extend(ProbeMessage(at, int(monitor_id), float(due), task_id)
+                                     for monitor_id, task_id, due in body[1]["runs"])
+                return
+            self.messages.append(ProbeMessage(at, int(body[0][0]), float(headers[DUE_AT_HEADER]), headers["id"]))
 
         with Connection(self._broker_url) as connection:
             with Consumer(connection, [queue], callbacks=[on_message], no_ack=True, accept=["json"]) as consumer:

@@ -39,6 +39,11 @@ class ResultPublisher:
         """Return once the message holding this result was confirmed by the broker; raise if it was not."""
         self._batcher.run(result)
 
+    def publish_many(self, results: list[dict[str, Any]]) -> None:
+        """As publish, for a batch's results (they share messages, with other batches' results finishing
+        together)."""
+        self._batcher.run_many(results)
+
     def _publish(self, results: list[dict[str, Any]]) -> list[None]:
         home_send(self._app, RESULTS_TASK, {"results": results}, persistent=True)
         return [None] * len(results)

@@ -200,12 +200,26 @@ LOOKOUT_LOG_FORMAT = (env_str("LOOKOUT_LOG_FORMAT", "text") or "text").lower()
 if LOOKOUT_LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOOKOUT_LOG_FORMAT={LOOKOUT_LOG_FORMAT!r} must be 'text' or 'json'")
 LOOKOUT_PROBE_QUEUE = "probes"
+# metrics (helper "metrics", docs/metrics.md): per-monitor series beyond the default 5 for every monitor
+# (status, phases, incidents, regions, or all; a monitor opts in alone through its `metrics`), how often beat's
+# snapshot process re-reads the monitors table, and into how many shards it splits the per-monitor series
+# (/metrics?shard=i&of=N; 1: one scrape target holds them all).
+LOOKOUT_MONITOR_METRICS_DETAIL = env_list("LOOKOUT_MONITOR_METRICS_DETAIL")
+LOOKOUT_METRICS_CACHE_SECONDS = env_int("LOOKOUT_METRICS_CACHE_SECONDS", 10, minimum=1)
+LOOKOUT_METRICS_SHARDS = env_int("LOOKOUT_METRICS_SHARDS", 1, minimum=1)
 # Regions (docs/regions.md): where monitors are probed from. The first is the home region: its workers probe from
 # the `probes` queue and record every region's results (arriving on LOOKOUT_RESULTS_QUEUE); another region's runs
 # go to `probes.<region>`, for its workers or database-less agents.
 LOOKOUT_REGIONS = env_regions("LOOKOUT_REGIONS")
 LOOKOUT_HOME_REGION = LOOKOUT_REGIONS[0]
 LOOKOUT_RESULTS_QUEUE = "results"
+# beat helper (issue 18): monitors' probe runs travel in batch messages of at most LOOKOUT_RUN_BATCH_SIZE runs
+# (same route, region, due second and expiry second); beat waits up to LOOKOUT_BEAT_LINGER_SECONDS for a batch
+# to fill (0: sends at once), so at low rates runs of neighbouring moments still share a message.
+LOOKOUT_RUN_BATCH_SIZE = env_int("LOOKOUT_RUN_BATCH_SIZE", 100, minimum=1)
+LOOKOUT_BEAT_LINGER_SECONDS = float(env_str("LOOKOUT_BEAT_LINGER_SECONDS") or "0.1")
+if not 0 <= LOOKOUT_BEAT_LINGER_SECONDS <= 1:
+    raise ImproperlyConfigured(f"LOOKOUT_BEAT_LINGER_SECONDS={LOOKOUT_BEAT_LINGER_SECONDS} must be between 0 and 1")
 # The region this process probes from (`lookout worker --region X`): its metrics' `region` label, and the region
 # a home worker's heartbeat names.
 LOOKOUT_REGION = env_str("LOOKOUT_REGION") or LOOKOUT_HOME_REGION
@@ -218,6 +232,10 @@ LOOKOUT_REGION_SUSPECT_MIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MIN_PERCENT
 LOOKOUT_REGION_SUSPECT_MARGIN_PERCENT = env_int("LOOKOUT_REGION_SUSPECT_MARGIN_PERCENT", 30, minimum=1)
 LOOKOUT_REGION_SUSPECT_MIN_RESULTS = env_int("LOOKOUT_REGION_SUSPECT_MIN_RESULTS", 20, minimum=1)
 LOOKOUT_REGION_WINDOW_SECONDS = env_int("LOOKOUT_REGION_WINDOW_SECONDS", 300, minimum=10)
+# --- worker (issue 18): batched runs (lookout.probes.tasks.probe_batch, lookout.agent.probe_batch) ---
+# Probes running at once in one worker process, whichever batch messages they came in: what bounds its memory
+# (bench/README.md, "Worker end to end": ~N KiB per probe in flight). A batch waits for a free slot per run.
+LOOKOUT_WORKER_PROBES_IN_FLIGHT = env_int("LOOKOUT_WORKER_PROBES_IN_FLIGHT", 500, minimum=1)
 LOOKOUT_ENCRYPTION_KEYS = env_list("LOOKOUT_ENCRYPTION_KEY")
 # Safe targets: monitors may not reach private, loopback or link-local addresses unless opened up here.
 LOOKOUT_ALLOW_PRIVATE_TARGETS = env_bool("LOOKOUT_ALLOW_PRIVATE_TARGETS", False)

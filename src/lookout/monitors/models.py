@@ -31,6 +31,16 @@ MonitorType = models.TextChoices(  # type: ignore[call-overload]
 RecordType = models.TextChoices("RecordType", [(name, name) for name in RECORD_TYPES])  # type: ignore[call-overload]
 
 
+class MetricsDetail(models.TextChoices):
+    """Per-monitor series beyond the default ones (docs/metrics.md), each opted into per monitor (Monitor.metrics)
+    or for every monitor (LOOKOUT_MONITOR_METRICS_DETAIL): they multiply Prometheus' series, so none by default."""
+
+    STATUS = "status"  # lookout_monitor_status: 6 series (a state set)
+    PHASES = "phases"  # lookout_monitor_last_phase_duration_seconds: up to 5
+    INCIDENTS = "incidents"  # lookout_monitor_open_incidents: 1
+    REGIONS = "regions"  # lookout_monitor_region_up: 1 per named region with a recent result
+
+
 class HttpMethod(models.TextChoices):
     GET = "GET"
     HEAD = "HEAD"
@@ -92,6 +102,8 @@ class Monitor(models.Model):
     # region's vote, the state before it and whether it was decided. Rounds, not single results, move the state.
     round = models.JSONField(default=dict, blank=True)
     recovery_threshold = models.PositiveSmallIntegerField(default=1)
+    # Opt-in per-monitor series (MetricsDetail values) on top of the at most 5 every monitor has.
+    metrics = models.JSONField(default=list, blank=True)
     health = models.CharField(max_length=8, choices=MonitorHealth.choices, default=MonitorHealth.PENDING)
     consecutive_failures = models.PositiveIntegerField(default=0)
     consecutive_successes = models.PositiveIntegerField(default=0)

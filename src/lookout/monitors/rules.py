@@ -16,7 +16,7 @@ from django.conf import settings
 from lookout.core.crontab import crontab_fields, timezone_validate
 from lookout.core.errors import ValidationFailed
 from lookout.core.target_policy import target_url_check
-from lookout.monitors.models import HttpMethod, Monitor, MonitorType, RecordType
+from lookout.monitors.models import HttpMethod, MetricsDetail, Monitor, MonitorType, RecordType
 from lookout.monitors.spec import MonitorSpec
 from lookout.probes.engine.conditions import ConditionError, conditions_validate
 
@@ -163,6 +163,17 @@ def _confirm(value: Any, *, regions: list[str]) -> None:
     _number(value, low=1, high=max(len(regions), 1))
 
 
+def _metrics(value: Any) -> None:
+    if not isinstance(value, list | tuple) or not all(isinstance(name, str) for name in value):
+        raise ValueError("A list of metric details.")
+    unknown = [name for name in value if name not in MetricsDetail.values]
+    if unknown:
+        raise ValueError(f"Unknown metric detail {', '.join(map(repr, unknown))}: the details are "
+                         f"{', '.join(MetricsDetail.values)}.")
+    if len(set(value)) != len(value):
+        raise ValueError("A metric detail is named twice.")
+
+
 def _url(monitor_type: str, url: str) -> str:
     """The url to store for this type; a probed type's target must also pass the safe-target rules."""
     if monitor_type == MonitorType.PUSH:
@@ -202,6 +213,7 @@ def spec_validate(spec: MonitorSpec, *, current: Monitor | None = None) -> Monit
     errors.check("conditions", lambda: _conditions(spec.conditions))
     errors.check("timezone", lambda: timezone_validate(spec.timezone))
     errors.check("regions", lambda: _regions(spec.regions))
+    errors.check("metrics", lambda: _metrics(spec.metrics))
     if "regions" not in errors.by_field:
         errors.check("confirm", lambda: _confirm(spec.confirm, regions=monitor_regions(spec)))
 

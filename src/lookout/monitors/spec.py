@@ -58,6 +58,8 @@ class MonitorSpec:
     # fail a round before the monitor is down (None: a majority).
     regions: list[str] = field(default_factory=list)
     confirm: int | None = None
+    # Opt-in per-monitor series (MetricsDetail values: status, phases, incidents, regions); empty: the default ones.
+    metrics: list[str] = field(default_factory=list)
     # Ids of the owner's channels to alert besides the defaults. None: unchanged (a new monitor names none).
     channels: list[int] | None = None
 

@@ -8,8 +8,11 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable, Iterable
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from django.conf import settings
 
 from lookout.observability.exposition import metrics_payload
 from lookout.observability.health import metrics_token_ok
@@ -45,6 +48,23 @@ def _check_answer(check: HealthCheck, start_response: StartResponse) -> Iterable
     return [f"{detail}\n".encode()]
 
 
+def _shard(query: str) -> tuple[int, int] | None:
+    """`shard=i&of=n` (both or neither): the per-monitor series of monitors whose id % n == i."""
+    values = parse_qs(query)
+    if "shard" not in values and "of" not in values:
+        return None
+    try:
+        shard, of = int(values["shard"][0]), int(values["of"][0])
+    except (KeyError, ValueError):
+        raise ValueError("shard=i&of=n: two integers, 0 <= i < n") from None
+    if not 0 <= shard < of:
+        raise ValueError("shard=i&of=n: two integers, 0 <= i < n")
+    if of != settings.LOOKOUT_METRICS_SHARDS:
+        raise ValueError(f"of={of}: this installation renders LOOKOUT_METRICS_SHARDS={settings.LOOKOUT_METRICS_SHARDS}"
+                         " shards")
+    return shard, of
+
+
 def metrics_app(*, include_monitors: IncludeMonitors, health: HealthCheck,
                 readiness: HealthCheck | None = None) -> WSGIApplication:
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -59,9 +79,14 @@ def metrics_app(*, include_monitors: IncludeMonitors, health: HealthCheck,
                 return [b"metrics need the bearer token (LOOKOUT_METRICS_TOKEN)\n"]
             gzipped = "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "")  # Prometheus asks for it
             try:
+                shard = _shard(environ.get("QUERY_STRING", ""))
+            except ValueError as exc:
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [f"{exc}\n".encode()]
+            try:
                 monitors = include_monitors() if callable(include_monitors) else include_monitors
                 body, content_type = metrics_payload(environ.get("HTTP_ACCEPT", ""), include_monitors=monitors,
-                                                     gzipped=gzipped)
+                                                     gzipped=gzipped, shard=shard)
             except Exception:
                 logger.exception("metrics scrape failed")
                 start_response("503 Service Unavailable", [("Content-Type", "text/plain")])

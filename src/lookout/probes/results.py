@@ -8,7 +8,7 @@ already recorded is not stored again and does not move the monitor's state a sec
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from django.db.models import Field
 from lookout.alerting.notifications import event_notify
 from lookout.alerting.state import MonitorStateChange, monitor_state_apply, monitor_state_next
 from lookout.monitors.models import EventKind, Monitor, MonitorEvent, ProbeResult
+from lookout.probes import recording
 from lookout.probes.engine import Outcome, tls_facts_json, tls_fingerprint
 from lookout.probes.rechecks import rechecks_publish
 from lookout.regions.agreement import Vote, multi_region, vote
@@ -88,41 +89,52 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
     """Store probes' results and move their monitors' states in one transaction (a worker's batch).
 
     Returns each record's stored result, in order; None where the monitor was deleted meanwhile.
+
+    Set-based whatever the batch's size (on PostgreSQL, lookout.probes.recording): one statement locks and reads the
+    monitors, one looks for task ids recorded already, one COPY stores the new results, one UPDATE writes the
+    monitors; only a result that opens or closes an incident (rare) costs statements of its own.
     """
     # The row locks order concurrent results (a check-now beside a scheduled probe) and pause/resume. One
     # statement takes them in id order, so two batches locking some of the same monitors never deadlock.
-    monitors = {monitor.pk: monitor for monitor in Monitor.objects.select_for_update().only(*_RECORD_READS)
-                .filter(pk__in={monitor_id for monitor_id, _ in records}).order_by("pk")}
+    monitors = _monitors_lock(monitor_ids={monitor_id for monitor_id, _ in records})
     # Under the row locks: a result committed by another worker for the same task id is visible by now.
     recorded = _results_recorded(records=[(monitor_id, record) for monitor_id, record in records
                                           if monitor_id in monitors])
     results: list[ProbeResult | None] = []
     # Each monitor's new results: only these move its state.
     by_monitor: dict[int, list[tuple[ProbeRecord, ProbeResult]]] = {}
+    fresh: list[ProbeResult] = []
     again = 0
+    postgresql = connection.vendor == "postgresql"
     for monitor_id, record in records:
-        if monitor_id not in monitors:
+        monitor = monitors.get(monitor_id)
+        if monitor is None:
             results.append(None)
         elif record.task_id and record.task_id in recorded:
             results.append(recorded[record.task_id])  # delivered again: the first attempt's result
             again += 1
         else:
-            created = _probe_result(monitor=monitors[monitor_id], record=record)
+            created = _probe_result(monitor=monitor, record=record, postgresql=postgresql)
             if record.task_id:
                 recorded[record.task_id] = created  # the same delivery twice in one batch
             results.append(created)
+            fresh.append(created)
             by_monitor.setdefault(monitor_id, []).append((record, created))
     if again:
         logger.info("%d probe results were recorded already (probes delivered again): stored once", again)
-    ProbeResult.objects.bulk_create([result for pairs in by_monitor.values() for _, result in pairs])
+    _results_insert(fresh)
     # Each monitor's results in the order they were checked. Round k applies every monitor's k-th (a batch seldom
-    # holds two of one monitor), writes the rows, then opens or closes incidents: as one result per transaction.
-    ordered = [sorted(pairs, key=lambda pair: pair[0].checked_at) for _, pairs in sorted(by_monitor.items())]
+    # holds two of one monitor), then opens or closes incidents: as one result per transaction.
+    ordered = [pairs if len(pairs) == 1 else sorted(pairs, key=lambda pair: pair[0].checked_at)
+               for _, pairs in sorted(by_monitor.items())]
     suspects = suspect_regions() if any(multi_region(monitors[pairs[0][1].monitor_id]) for pairs in ordered) \
         else frozenset()
     rechecks: list[int] = []
+    # Monitors moved and not written yet: their rows are written before any incident opens or closes (the
+    # mass-failure guard counts failing monitors from the rows), else once at the end — one UPDATE in the common
+    # case of a batch that changes no monitor's health.
+    unsaved: dict[int, Monitor] = {}
     for k in range(max(map(len, ordered), default=0)):
-        moved: list[Monitor] = []
         changes: list[tuple[Monitor, MonitorStateChange, ProbeResult]] = []
         for pairs in ordered:
             if k >= len(pairs):
@@ -132,13 +144,17 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
             advanced = _monitor_advance(monitor=monitor, record=record, result=result, suspects=suspects)
             if advanced is None:
                 continue
-            moved.append(monitor)
-            changes += [(monitor, change, result) for change in advanced.changes]
+            unsaved[monitor.pk] = monitor
+            changes += [(monitor, change, result) for change in advanced.changes
+                        if change.step.went_down or change.step.went_up]
             if advanced.recheck:
                 rechecks.append(monitor.pk)
-        _monitors_result_save(monitors=moved)
+        if changes:
+            _monitors_result_save(monitors=list(unsaved.values()))
+            unsaved.clear()
         for monitor, change, result in changes:
             monitor_state_apply(monitor=monitor, change=change, result=result)
+    _monitors_result_save(monitors=list(unsaved.values()))
     region_states_record(pairs=[(monitors[result.monitor_id], record) for pairs in ordered
                                 for record, result in pairs])
     if rechecks:
@@ -146,25 +162,57 @@ def probe_results_record(*, records: Sequence[tuple[int, ProbeRecord]]) -> list[
     return results
 
 
+def _monitors_lock(*, monitor_ids: set[int]) -> dict[int, Monitor]:
+    """Lock and read the monitors (_RECORD_READS), by id: one statement, in id order."""
+    if connection.vendor == "postgresql":
+        return recording.monitors_lock(monitor_ids=monitor_ids, reads=_RECORD_READS)
+    return {monitor.pk: monitor for monitor in Monitor.objects.select_for_update().only(*_RECORD_READS)
+            .filter(pk__in=monitor_ids).order_by("pk")}
+
+
 def _results_recorded(*, records: Sequence[tuple[int, ProbeRecord]]) -> dict[str, ProbeResult]:
     """The stored results of these records' task ids, by task id (none, unless probes were delivered again)."""
     task_ids = {record.task_id for _, record in records if record.task_id}
     if not task_ids:
         return {}
-    since = min(record.checked_at for _, record in records) - REDELIVERY_WINDOW
-    stored = ProbeResult.objects.filter(task_id__in=task_ids, checked_at__gte=since,
-                                        monitor_id__in={monitor_id for monitor_id, _ in records})
+    checked = [record.checked_at for _, record in records]
+    # A run's first attempt was probed before the attempt that repeats it, within the window: the bounds keep the
+    # lookup to the daily partitions that can hold it.
+    since, until = min(checked) - REDELIVERY_WINDOW, max(checked) + REDELIVERY_WINDOW
+    monitor_ids = {monitor_id for monitor_id, _ in records}
+    if connection.vendor == "postgresql":
+        # Not by monitor in SQL: the planner would then scan each monitor's day of results instead of the task ids.
+        stored: Iterable[ProbeResult] = [result for result in recording.results_recorded(
+            task_ids=sorted(task_ids), since=since, until=until) if result.monitor_id in monitor_ids]
+    else:
+        stored = ProbeResult.objects.filter(task_id__in=task_ids, checked_at__gte=since, checked_at__lte=until,
+                                            monitor_id__in=monitor_ids)
     return {result.task_id: result for result in stored}
 
 
-def _probe_result(*, monitor: Monitor, record: ProbeRecord) -> ProbeResult:
-    return ProbeResult(
-        monitor=monitor, checked_at=record.checked_at, success=record.success,
-        status_code=record.status_code, response_time_ms=record.response_time_ms,
-        error=record.error[:2000], task_id=record.task_id, phases=dict(record.phases),
-        tls=dict(record.tls) if record.tls else None, failed_condition=record.failed_condition[:500],
-        region=record.region,
-    )
+def _probe_result(*, monitor: Monitor, record: ProbeRecord, postgresql: bool) -> ProbeResult:
+    if not postgresql:
+        return ProbeResult(
+            monitor=monitor, checked_at=record.checked_at, success=record.success,
+            status_code=record.status_code, response_time_ms=record.response_time_ms,
+            error=record.error[:2000], task_id=record.task_id, phases=dict(record.phases),
+            tls=dict(record.tls) if record.tls else None, failed_condition=record.failed_condition[:500],
+            region=record.region)
+    # The same values in ProbeResult's column order, without __init__'s cost per field (~10 us a result).
+    result = recording.result_instance((
+        None, monitor.pk, record.checked_at, record.success, record.status_code, record.response_time_ms,
+        record.error[:2000], record.task_id, dict(record.phases), dict(record.tls) if record.tls else None,
+        record.failed_condition[:500], record.region))
+    result._state.fields_cache["monitor"] = monitor  # as ProbeResult(monitor=monitor) caches it
+    return result
+
+
+def _results_insert(results: list[ProbeResult]) -> None:
+    """Store the new results, setting their ids."""
+    if connection.vendor == "postgresql":
+        recording.results_insert(results)
+    else:
+        ProbeResult.objects.bulk_create(results)
 
 
 def _monitor_advance(*, monitor: Monitor, record: ProbeRecord, result: ProbeResult,
@@ -202,32 +250,18 @@ def _monitor_advance(*, monitor: Monitor, record: ProbeRecord, result: ProbeResu
 def _monitors_result_save(*, monitors: list[Monitor]) -> None:
     """Write the result fields of monitors locked by the caller, from their attributes.
 
-    On PostgreSQL one UPDATE from arrays, as Django's bulk_create inserts (its SQL is the same for any number of
-    rows, so it is parsed and planned cheaply); bulk_update's CASE per row and field costs ~2 ms of CPU a row to
-    compile (measured). Fields a result did not change are written back as read: the rows are locked.
+    On PostgreSQL one UPDATE from arrays (lookout.probes.recording: its SQL is the same for any number of rows, so
+    it is parsed and planned cheaply; bulk_update's CASE per row and field costs ~2 ms of CPU a row to compile).
+    Fields a result did not change are written back as read: the rows are locked.
     """
     if not monitors:
         return
-    fields = [_table_field(name) for name in _RESULT_FIELDS]
-    if connection.vendor != "postgresql":  # lookout dev's SQLite
-        for monitor in monitors:
-            Monitor.objects.filter(pk=monitor.pk).update(**{f.attname: getattr(monitor, f.attname) for f in fields})
+    if connection.vendor == "postgresql":
+        recording.monitors_save(monitors=monitors, names=_RESULT_FIELDS)
         return
-    columns = [Monitor._meta.pk, *fields]
-    quote = connection.ops.quote_name
-    names = [quote(_sql_text(column.column, column)) for column in columns]
-    # As bulk_create: no length in the array types (varchar[], not varchar(16)[]).
-    arrays = ", ".join(f"(%s)::{_sql_text(column.db_type(connection), column).split('(')[0]}[]" for column in columns)
-    sql = (f"UPDATE {quote(Monitor._meta.db_table)} AS m SET "
-           + ", ".join(f"{name} = v.{name}" for name in names[1:])
-           + f" FROM UNNEST({arrays}) AS v({', '.join(names)})"
-           + f" WHERE m.{names[0]} = v.{names[0]}")
-    # Only JSON needs adapting for psycopg (Django's preparation of the others is a costly no-op on PostgreSQL).
-    json = {column for column in columns if column.get_internal_type() == "JSONField"}
-    params = [[column.get_db_prep_save(getattr(monitor, column.attname), connection) if column in json
-               else getattr(monitor, column.attname) for monitor in monitors] for column in columns]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    fields = [_table_field(name) for name in _RESULT_FIELDS]
+    for monitor in monitors:  # lookout dev's SQLite
+        Monitor.objects.filter(pk=monitor.pk).update(**{f.attname: getattr(monitor, f.attname) for f in fields})
 
 
 def _table_field(name: str) -> "Field[Any, Any]":
@@ -235,13 +269,6 @@ def _table_field(name: str) -> "Field[Any, Any]":
     if not isinstance(model_field, Field):  # get_field also finds relations, which are no column of the table
         raise TypeError(f"Monitor.{name} is not a column of its table")
     return model_field
-
-
-def _sql_text(text: str | None, model_field: "Field[Any, Any]") -> str:
-    """A column name or type, which Django leaves None only for fields that have no column."""
-    if text is None:
-        raise TypeError(f"Monitor.{model_field.name} has no column")
-    return text
 
 
 def tls_expiry_check(*, monitor: Monitor, record: ProbeRecord) -> None:

@@ -82,11 +82,16 @@ def _result_writers() -> int:
 
 # One of each per process, shared by every probe it runs. A database error is a whole batch's, not one probe's:
 # each probe's task gets it at once and retries (probe_monitor's autoretry).
+# At a light load (batched runs: a few messages a second of a few runs each) a small batch waits a little for
+# others: a read (25 ms: it delays the probes) or a write (0.5 s: it delays only the acknowledgement) then
+# serves several messages. Each cost ~1-3.5 ms of CPU per message, more than its probes at 10 % load
+# (bench/README.md, "Worker end to end"). A busy worker's batches are large and never wait.
 monitor_reads: Batcher[int, Monitor | None] = Batcher(
-    _monitors_read, name="lookout-monitor-reads", max_size=500, shared_errors=(OperationalError, InterfaceError))
+    _monitors_read, name="lookout-monitor-reads", max_size=500, shared_errors=(OperationalError, InterfaceError),
+    linger_seconds=0.025, linger_below=100)
 result_writes: Batcher[tuple[int, ProbeRecord], ProbeResult | None] = Batcher(
     _results_write, name="lookout-result-writes", threads=_result_writers(), max_size=500,
-    shared_errors=(OperationalError, InterfaceError))
+    shared_errors=(OperationalError, InterfaceError), linger_seconds=0.5, linger_below=100)
 
 
 def probe_run(*, monitor_id: int, task_id: str, manual: bool = False,

@@ -10,6 +10,7 @@ from django.utils import timezone
 from lookout.observability.metrics import DUE_AT_HEADER, schedule_lag_observe
 from lookout.probes.push import push_sweep as push_sweep_run
 from lookout.probes.remote import region_worker_seen, remote_results_record
+from lookout.probes.runs import BatchInvalid, probe_batch_run
 from lookout.probes.services import probe_run
 from lookout.scheduling.regional import RECHECK_HEADER
 
@@ -31,6 +32,16 @@ def probe_monitor(monitor_id: int, manual: bool = False) -> dict[str, Any] | Non
                         recheck=bool(headers.get(RECHECK_HEADER)))
     # Celery formats every return value (saferepr) even when it stores none: only check-now's is kept.
     return outcome if manual else None
+
+
+# A batch of scheduled runs (the batched run message of issue 18; lookout.probes.runs): probed together, recorded
+# together, acknowledged (acks late) once recorded. A database error retries the whole batch: its runs already
+# recorded are recognised by their task ids. A malformed batch fails at once (delivering it again cannot help).
+@shared_task(name="lookout.probes.tasks.probe_batch", ignore_result=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_backoff_max=30,
+             retry_jitter=True, max_retries=5, throws=(BatchInvalid,))
+def probe_batch(runs: list[list[Any]], expires: float | None = None) -> None:
+    probe_batch_run(runs=runs, expires=expires, first_attempt=not probe_batch.request.retries)
 
 
 # Results of other regions' probes (lookout.probes.remote), acknowledged once recorded: a database restart retries

@@ -33,7 +33,7 @@ from django.conf import settings
 from lookout.core.regions import region_queue
 from lookout.observability.metrics import DUE_AT_HEADER
 from lookout.scheduling.entries import NEVER, Entry
-from lookout.scheduling.regional import AGENT_TASK, run_task_id
+from lookout.scheduling.regional import AGENT_BATCH_TASK, AGENT_TASK, BATCH_TASK, batch_key, batch_task_id, run_task_id
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Template:
         self._id_properties = [key for key, value in publish_kwargs.items() if value == _PLACEHOLDER_ID]
 
     def prepare(self, entry: Entry) -> "Prepared":
-        headers = {**entry.options.get("headers", {}),
+        headers = {**entry.options.get("headers", {}), "periodic_task_name": entry.name,
                    "argsrepr": saferepr(entry.args, _ARGSREPR_MAXSIZE),
                    "kwargsrepr": saferepr(entry.kwargs, _ARGSREPR_MAXSIZE)}
         return Prepared(self, (entry.args, entry.kwargs, self.embed), headers)
@@ -104,8 +104,9 @@ class _Capture:
 
 
 class Publisher:
-    def __init__(self, app: Celery, *, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
+    def __init__(self, app: Celery, *, confirm_timeout: float = CONFIRM_TIMEOUT, batch_size: int | None = None) -> None:
         self.app = app
+        self.batch_size = batch_size or settings.LOOKOUT_RUN_BATCH_SIZE
         self.confirm_timeout = confirm_timeout
         self._connection: Any = None
         self._producer: Any = None
@@ -129,7 +130,11 @@ class Publisher:
         return self._connection is not None or time.monotonic() >= self._retry_at
 
     def publish(self, entries: Sequence[Entry], *, now: float) -> list[bool]:
-        """Send the current run of each entry; for each, whether the broker took it (confirmed, if it can)."""
+        """Send the current run of each entry; for each, whether the broker took it (confirmed, if it can).
+
+        Monitors' probe runs (entry.monitor_id set) go in batch messages (batch_key, at most batch_size runs
+        each); a run counts as sent once every message carrying it (one per region) was confirmed.
+        """
         if not entries:
             return []
         if not self.available:
@@ -137,11 +142,22 @@ class Publisher:
         try:
             producer = self._ensure_producer()
             messages: list[tuple[Any, dict[str, Any]]] = []
-            owners: list[int] = []  # the index of the entry each message is a copy of
+            owners: list[Sequence[int]] = []  # the indexes of the entries each message carries a run of
+            groups: dict[tuple[Any, ...], list[int]] = {}
             for index, entry in enumerate(entries):
-                copies = self._messages(entry, now=now)
-                messages += copies
-                owners += [index] * len(copies)
+                if entry.monitor_id is not None:
+                    groups.setdefault(entry.run_key or batch_key(entry), []).append(index)
+                    continue
+                for copy in self._messages(entry, now=now):
+                    messages.append(copy)
+                    owners.append((index,))
+            size = self.batch_size
+            for indexes in groups.values():
+                for start in range(0, len(indexes), size):
+                    chunk = indexes[start:start + size]
+                    for message, carried in self._batch_messages(entries, chunk, now=now):
+                        messages.append(message)
+                        owners.append(carried)
             # Declaring waits for the broker's answer: before the writes are held back for one socket write.
             for _, kwargs in messages:
                 for entity in kwargs.pop("declare", None) or ():
@@ -160,8 +176,10 @@ class Publisher:
             confirmed = [self._outcomes.pop(tag, None) is True for tag in tags] if self._confirms \
                 else [True] * len(tags)
             outcomes = [True] * len(entries)
-            for index, ok in zip(owners, confirmed, strict=True):
-                outcomes[index] = outcomes[index] and ok
+            for members, ok in zip(owners, confirmed, strict=True):
+                if not ok:
+                    for index in members:
+                        outcomes[index] = False
             if self._failures:
                 logger.info("publishing to the broker again after %d failed attempts", self._failures)
                 self._failures = 0
@@ -171,11 +189,57 @@ class Publisher:
             self._failed(exc)
             return [False] * len(entries)
 
+    def _batch_messages(self, entries: Sequence[Entry], chunk: list[int], *,
+                        now: float) -> list[tuple[tuple[Any, dict[str, Any]], list[int]]]:
+        """The messages of one batch (runs sharing batch_key): the home region's, one per other region."""
+        home = settings.LOOKOUT_HOME_REGION
+        home_runs: list[list[Any]] = []
+        home_members: list[int] = []
+        regions: dict[str, tuple[list[dict[str, Any]], list[int]]] = {}
+        for index in chunk:
+            entry = entries[index]
+            regional = entry.regional
+            if regional is None or home in regional.regions:
+                home_runs.append([entry.monitor_id, run_task_id(entry.id, entry.due), entry.due])
+                home_members.append(index)
+            if regional is not None:
+                expires = None if entry.run_expires == NEVER else entry.run_expires
+                for region in regional.regions:
+                    if region != home:
+                        _, run = regional.run(region=region, schedule_id=entry.id, due=entry.due, expires=expires)
+                        runs, members = regions.setdefault(region, ([], []))
+                        runs.append(run)
+                        members.append(index)
+        first = entries[chunk[0]]
+        # All runs of the batch share floor(due) and floor(expires): the earliest of each stands for the message.
+        due = min(entries[index].due for index in chunk)
+        expires = min(entries[index].run_expires for index in chunk)
+        messages = []
+        if home_runs:
+            template = self._template(BATCH_TASK, {key: value for key, value in first.options.items()
+                                                   if key != "headers"})
+            body: tuple[Any, ...] = ([], {"runs": home_runs, "expires": None if expires == NEVER else expires},
+                                     template.embed)
+            prepared = Prepared(template, body, {"argsrepr": "()",
+                                                 "kwargsrepr": f"{{'runs': {len(home_runs)} runs}}"})
+            task_id = batch_task_id([run[1] for run in home_runs])
+            messages.append(((body, template.message(prepared, task_id=task_id, due=due, expires=expires, now=now)),
+                             home_members))
+        for region, (runs, members) in regions.items():
+            template = self._template(AGENT_BATCH_TASK, {"queue": region_queue(region)})
+            body = ([], {"runs": runs}, template.embed)
+            prepared = Prepared(template, body, {"argsrepr": "()",
+                                                 "kwargsrepr": f"{{'runs': {len(runs)} runs from {region}}}"})
+            task_id = batch_task_id([run["task_id"] for run in runs])
+            messages.append(((body, template.message(prepared, task_id=task_id, due=due, expires=expires, now=now)),
+                             members))
+        return messages
+
     def close(self) -> None:
         self._drop()
 
     def _messages(self, entry: Entry, *, now: float) -> list[tuple[Any, dict[str, Any]]]:
-        """The messages of the entry's current run: one, or one per region of a monitor with several."""
+        """The messages of a single (unbatched) run: one, or one per region of a schedule with several."""
         expires = entry.expires(now=now)
         regional = entry.regional
         if regional is None or regional.regions == (settings.LOOKOUT_HOME_REGION,):
@@ -189,7 +253,8 @@ class Publisher:
                                         expires=None if expires == NEVER else expires)
             template = self._template(AGENT_TASK, {"queue": region_queue(region)})
             prepared = Prepared(template, ([], {"run": run}, template.embed),
-                                {**entry.options.get("headers", {}), "argsrepr": "()",
+                                {**entry.options.get("headers", {}), "periodic_task_name": entry.name,
+                                 "argsrepr": "()",
                                  "kwargsrepr": f"{{'run': monitor {regional.monitor_id} from {region}}}"})
             messages.append((prepared.body, template.message(prepared, task_id=task_id, due=entry.due,
                                                              expires=expires, now=now)))

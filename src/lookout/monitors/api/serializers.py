@@ -16,6 +16,7 @@ from lookout.api.input import (
 from lookout.core.encryption import secret_headers_decrypt
 from lookout.monitors.models import (
     HttpMethod,
+    MetricsDetail,
     Monitor,
     MonitorEvent,
     MonitorStatus,
@@ -116,6 +117,10 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
     confirm = StrictIntegerField(min_value=1, allow_null=True, required=False,
                                  help_text="How many of its regions must fail a round before it is down; "
                                            "null: a majority (1 for a single region).")
+    metrics = serializers.ListField(
+        child=serializers.ChoiceField(choices=MetricsDetail.choices), required=False, max_length=len(MetricsDetail),
+        help_text="Per-monitor series beyond the default ones (docs/metrics.md): status, phases, incidents, "
+                  "regions. Empty or absent: the default ones alone (at most 5 series).")
     channels = OwnedChannelsField(many=True, required=False,
                                   help_text="Ids of your channels to alert (your default channels are alerted too).")
     push_url = serializers.SerializerMethodField(help_text="push: where the target sends its heartbeats.")
@@ -135,7 +140,7 @@ class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Mo
                   "basic_auth_username", "basic_auth_password", "basic_auth_password_set", "follow_redirects",
                   "max_redirects", "max_body_bytes", "ip_version", "verify_tls", "tls_expiry_days", "conditions",
                   "send", "expect", "record_type", "expected_answer", "grace", "failure_threshold",
-                  "recovery_threshold", "regions", "confirm", "channels", "push_url", "enabled", "status",
+                  "recovery_threshold", "regions", "confirm", "metrics", "channels", "push_url", "enabled", "status",
                   "regions_status", "last_checked_at", "last_response_time_ms", "last_phases", "tls_expires_at",
                   "created_at", "updated_at"]
         read_only_fields = ["id", "enabled", "status", "last_checked_at", "last_response_time_ms", "created_at",

@@ -1,6 +1,6 @@
 """Per-owner monitor counts (lookout.monitors.models.OwnerMonitorCount), filled from the existing monitors.
 
-Depends on 0009: the integrator re-points it at 0010 once that lands beside it.
+Written beside 0010 (on 0009), re-pointed at 0010 when main with 0010 was merged in.
 """
 
 import django.db.models.deletion
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-        ('monitors', '0009_regions'),
+        ('monitors', '0010_monitor_metrics'),
     ]
 
     operations = [

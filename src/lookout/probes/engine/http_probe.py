@@ -11,17 +11,22 @@ goes through the same steps, so a redirect to an internal address is refused bef
 from __future__ import annotations
 
 import codecs
+import functools
 import http.client
 import re
 import ssl
-from collections.abc import Iterator, Mapping
+import string
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity
+from urllib3._collections import HTTPHeaderDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import LocationValueError
@@ -74,34 +79,40 @@ def target_hosts(url: str) -> list[tuple[str, str]]:
 
 def probe(spec: ProbeSpec, run: ProbeRun) -> Observation:
     observation = Observation()
-    session = _session(spec, run)
+    session: requests.Session | None = None
+    direct: _DirectConnection | None = None
     try:
-        # Prepared here rather than by Session.request, whose merging of session-wide settings (there are
-        # none: the session lives for this probe) costs more CPU than the rest of the request preparation.
-        headers = CaseInsensitiveDict(_DEFAULT_HEADERS)
-        if spec.user_agent:
-            headers["User-Agent"] = spec.user_agent
-        headers.update(spec.headers)  # case-insensitively, so a spec's "user-agent" replaces ours
-        prepared = requests.Request(spec.method.upper(), spec.url, headers=headers, data=spec.body,
-                                    auth=spec.basic_auth).prepare()
-        remaining = run.deadline.remaining()
-        response = session.send(prepared, timeout=(remaining, remaining), allow_redirects=spec.follow_redirects,
-                                stream=True, verify=spec.verify_tls, cert=None, proxies={})
-        with response:
-            observation.status_code = response.status_code
-            observation.headers = response.headers
-            observation.error = _status_error(spec, response.status_code)
-            if observation.error:
-                run.clock.stop()  # the body cannot change the verdict: not worth the time or the bandwidth
+        if _direct_allowed(spec):
+            # A plain-http GET or HEAD: its first hop straight over http.client (lookout's connection, the same
+            # headers as requests sends), without requests' and urllib3's layers: ~3x less CPU per probe than
+            # through them (bench/README.md, "Worker end to end"). A redirect to follow continues in requests.
+            direct, sent_headers = _direct_request(spec, run)
+            raw_response = direct.getresponse()
+            if spec.follow_redirects and raw_response.status in _REDIRECTS and "location" in raw_response.msg:
+                session = _session(spec, run)
+                response = _redirects_follow(spec, run, session, raw_response, sent_headers)
+                status, headers, read1 = response.status_code, response.headers, _decoding_read1(response.raw)
             else:
-                # The body is read even when nothing checks it (then without keeping it): its transfer time
-                # is part of the probe.
-                keep = spec.keyword is not None or conditions_reference(spec.conditions, "BODY")
-                raw = _read_capped(response.raw, spec.max_body_bytes, keep=keep)
-                run.clock.stop()
-                observation.body = raw.decode(_charset(response.headers), errors="replace")
-                if spec.keyword is not None and not _contains(raw, spec.keyword):
-                    observation.error = f"keyword {spec.keyword!r} not found in the first {spec.max_body_bytes} bytes"
+                status, headers = raw_response.status, _headers(raw_response.msg)
+                read1 = _direct_read1(raw_response, headers)
+        else:
+            session = _session(spec, run)
+            response = _requests_send(spec, run, session)
+            status, headers, read1 = response.status_code, response.headers, _decoding_read1(response.raw)
+        observation.status_code = status
+        observation.headers = headers
+        observation.error = _status_error(spec, status)
+        if observation.error:
+            run.clock.stop()  # the body cannot change the verdict: not worth the time or the bandwidth
+        else:
+            # The body is read even when nothing checks it (then without keeping it): its transfer time
+            # is part of the probe.
+            keep = spec.keyword is not None or conditions_reference(spec.conditions, "BODY")
+            raw = _read_capped(read1, spec.max_body_bytes, keep=keep)
+            run.clock.stop()
+            observation.body = raw.decode(_charset(headers), errors="replace")
+            if spec.keyword is not None and not _contains(raw, spec.keyword):
+                observation.error = f"keyword {spec.keyword!r} not found in the first {spec.max_body_bytes} bytes"
     except (UnsafeTarget, ProbeError) as exc:
         observation.error = str(exc)
         observation.refused = isinstance(exc, UnsafeTarget)
@@ -113,8 +124,135 @@ def probe(spec: ProbeSpec, run: ProbeRun) -> Observation:
             observation.status_code = _status_from(exc)
     finally:
         run.clock.stop()
-        session.close()
+        if direct is not None:
+            direct.close()
+        if session is not None:
+            session.close()
     return observation
+
+
+def _request_headers(spec: ProbeSpec) -> CaseInsensitiveDict[str]:
+    headers = CaseInsensitiveDict(_DEFAULT_HEADERS)
+    if spec.user_agent:
+        headers["User-Agent"] = spec.user_agent
+    headers.update(spec.headers)  # case-insensitively, so a spec's "user-agent" replaces ours
+    return headers
+
+
+def _requests_send(spec: ProbeSpec, run: ProbeRun, session: requests.Session) -> requests.Response:
+    # Prepared here rather than by Session.request, whose merging of session-wide settings (there are
+    # none: the session lives for this probe) costs more CPU than the rest of the request preparation.
+    prepared = requests.Request(spec.method.upper(), spec.url, headers=_request_headers(spec), data=spec.body,
+                                auth=spec.basic_auth).prepare()
+    remaining = run.deadline.remaining()
+    return session.send(prepared, timeout=(remaining, remaining), allow_redirects=spec.follow_redirects,
+                        stream=True, verify=spec.verify_tls, cert=None, proxies={})
+
+
+# --- the direct first hop (plain http, GET or HEAD) -----------------------------------------------------
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # requests' REDIRECT_STATI
+# A URL of these characters only is sent as it is by requests too (its requote_uri changes none of them).
+_URL_PLAIN = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=")
+
+
+def _direct_allowed(spec: ProbeSpec) -> bool:
+    return (spec.url[:7].lower() == "http://" and spec.method.upper() in ("GET", "HEAD") and spec.body is None
+            and _URL_PLAIN.issuperset(spec.url))
+
+
+class _DirectConnection(http.client.HTTPConnection):
+    """http.client over lookout's connection: resolved, checked against the target policy, within the deadline."""
+
+    def __init__(self, host: str, port: int, *, dns_host: str, run: ProbeRun) -> None:
+        super().__init__(host, port)
+        self._dns_host = dns_host
+        self._run = run
+
+    def connect(self) -> None:
+        self.sock = connect(self._dns_host, self.port, self._run)
+        self._run.clock.enter("processing")
+
+
+def _direct_request(spec: ProbeSpec, run: ProbeRun) -> tuple[_DirectConnection, CaseInsensitiveDict[str]]:
+    """Send the first hop as requests would (same request line and headers); the connection and the headers."""
+    try:
+        parts = urlsplit(spec.url)
+        port = parts.port or 80
+    except ValueError as exc:  # what requests raises for it: "invalid URL ..."
+        raise requests.exceptions.InvalidURL(str(exc)) from exc
+    host = parts.hostname
+    if not host:
+        raise requests.exceptions.InvalidURL(f"No host supplied in {spec.url!r}")
+    if not host.isascii():
+        raise ProbeError(f"invalid URL {spec.url!r}: non-ASCII host")  # _direct_allowed lets none through
+    headers = _request_headers(spec)
+    if spec.basic_auth is not None:
+        headers["Authorization"] = requests.auth._basic_auth_str(*spec.basic_auth)
+    run.hops = 1
+    connection = _DirectConnection(host, port, dns_host=host, run=run)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        # Host first (http.client's, as urllib3 lets it add), then the headers in requests' order.
+        connection.putrequest(spec.method.upper(), path, skip_accept_encoding=True)
+        for header in headers.items():
+            check_header_validity(header)  # as requests' preparation: InvalidHeader, before any packet is sent
+            connection.putheader(*header)
+        connection.endheaders()
+    except BaseException:
+        connection.close()
+        raise
+    return connection, headers
+
+
+def _headers(message: http.client.HTTPMessage) -> CaseInsensitiveDict[str]:
+    """The response's headers as requests gives them: case-insensitive, a repeated header's values joined."""
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    for name, value in message.items():
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _direct_read1(response: http.client.HTTPResponse, headers: Mapping[str, str]) -> Callable[[int], bytes]:
+    if headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity"):
+        def read1(size: int) -> bytes:
+            chunk = response.read1(size)
+            # http.client's read1 returns b"" for a body cut short of its Content-Length; urllib3 raises.
+            if not chunk and size and response.length:
+                raise http.client.IncompleteRead(b"", response.length)
+            return chunk
+
+        return read1
+    # Compressed: urllib3's decoders (gzip, deflate, br, zstd as installed), bounded as in requests' path.
+    return _decoding_read1(_urllib3_response(response, method="GET", url=""))
+
+
+def _urllib3_response(response: http.client.HTTPResponse, *, method: str, url: str) -> urllib3.HTTPResponse:
+    # What urllib3's own connection.getresponse builds around http.client's response.
+    return urllib3.HTTPResponse(
+        body=response, headers=HTTPHeaderDict(response.msg.items()), status=response.status,
+        version=response.version, reason=response.reason, preload_content=False, decode_content=True,
+        original_response=response, request_method=method, request_url=url)
+
+
+def _redirects_follow(spec: ProbeSpec, run: ProbeRun, session: requests.Session,
+                      first: http.client.HTTPResponse, sent: CaseInsensitiveDict[str]) -> requests.Response:
+    """The first hop was a redirect: the rest of the chain goes as requests' Session.send would take it."""
+    prepared = requests.Request(spec.method.upper(), spec.url, headers=sent).prepare()
+    adapter = session.get_adapter(spec.url)
+    assert isinstance(adapter, _Adapter)
+    response = adapter.build_response(prepared, _urllib3_response(first, method=spec.method.upper(), url=spec.url))
+    extract_cookies_to_jar(session.cookies, prepared, response.raw)  # type: ignore[no-untyped-call]
+    response.raw.close()  # as _Adapter.send does for a redirect: its body is nobody's business
+    remaining = run.deadline.remaining()
+    history: list[requests.Response] = list(session.resolve_redirects(
+        response, prepared, stream=True, timeout=(remaining, remaining), verify=spec.verify_tls, cert=None,
+        proxies={}))
+    if not history:
+        return response
+    final = history.pop()
+    final.history = [response, *history]
+    return final
 
 
 class _Instrumented:
@@ -246,15 +384,19 @@ def _status_error(spec: ProbeSpec, status: int) -> str:
     return f"unexpected status {status} (expected 2xx/3xx)"
 
 
-def _read_capped(raw: Any, limit: int, *, keep: bool) -> bytes:
+def _decoding_read1(raw: Any) -> Callable[[int], bytes]:
+    # Content is decoded (gzip etc.), at most the asked size at a time (urllib3 >= 2.6 bounds the decompressor
+    # too), so keywords match what a browser would show and a zip bomb stays small.
+    return functools.partial(raw.read1, decode_content=True)
+
+
+def _read_capped(read1: Callable[[int], bytes], limit: int, *, keep: bool) -> bytes:
     """Read the body up to ``limit`` bytes; return it if ``keep``, else b"" (memory: one chunk per probe)."""
     chunks: list[bytes] = []
     received = 0
     while received < limit:
         # read1 returns after at most one receive (each bounded by the deadline, see DeadlineSocket).
-        # Content is decoded (gzip etc.), at most the asked size at a time (urllib3 >= 2.6 bounds the
-        # decompressor too), so keywords match what a browser would show and a zip bomb stays small.
-        chunk = raw.read1(min(_READ_CHUNK_BYTES, limit - received), decode_content=True)
+        chunk = read1(min(_READ_CHUNK_BYTES, limit - received))
         if not chunk:
             break
         if keep:
