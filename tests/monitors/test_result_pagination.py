@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.utils import timezone
 
 from lookout.monitors import services
 from lookout.monitors.models import ProbeResult
@@ -115,3 +116,23 @@ def test_a_cursor_that_is_not_one_of_ours_is_a_404(api, shop, cursor):
     response = api.get(RESULTS, {"cursor": cursor})
     assert response.status_code == 404
     assert response.json() == {"detail": "Invalid cursor.", "code": "not_found"}
+
+
+def test_pages_looked_for_a_day_then_a_week_around_the_cursor_still_visit_every_result_once(api, shop):
+    # Rows an hour ahead (a clock off), today, days and weeks ago: each window tried (a day, a week, everything)
+    # holds too few rows for some pages, and those pages must come from the next window, in order.
+    now = timezone.now()
+    ages = [timedelta(hours=-1), timedelta(0), timedelta(minutes=5), timedelta(hours=23), timedelta(days=2),
+            timedelta(days=3), timedelta(days=7, hours=23), timedelta(days=9), timedelta(days=20),
+            timedelta(days=20), timedelta(days=45)]
+    rows = results(shop, [now - age for age in ages])
+
+    for size in (1, 2, 3, 5):
+        forward = walk(api, RESULTS, {"page_size": size})
+        assert [pk for page in forward for pk in page] == newest_first(rows), size
+        last = api.get(RESULTS, {"page_size": size})
+        while last.json()["next"]:
+            last = api.get(last.json()["next"])
+        if last.json()["previous"]:
+            backward = walk(api, last.json()["previous"], link="previous")
+            assert [pk for page in reversed(backward) for pk in page] == [pk for page in forward[:-1] for pk in page]

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, ProbeResult
+from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, OwnerMonitorCount, ProbeResult
 from lookout.monitors.rules import monitor_regions
 
 # A cron monitor has no interval: its region results are stale after this many seconds (and its timeout).
@@ -19,6 +19,24 @@ UNKNOWN = "unknown"
 
 def monitor_list(*, owner: User) -> QuerySet[Monitor]:
     return Monitor.objects.filter(owner=owner).prefetch_related("channels", "region_states").order_by("id")
+
+
+def monitor_count(*, owner: User) -> int:
+    """How many monitors the owner has, as the services keep it (one row by key, not a count of the rows)."""
+    counted = OwnerMonitorCount.objects.filter(owner=owner).values_list("monitors", flat=True).first()
+    return counted or 0
+
+
+# What the lean list shows of each monitor: plain columns, nothing decrypted, joined or prefetched.
+SUMMARY_FIELDS = ("id", "name", "type", "url", "interval", "cron", "regions", "enabled", "status",
+                  "last_checked_at", "last_response_time_ms", "created_at", "updated_at")
+
+
+def monitor_summaries(*, owner: User) -> QuerySet[Monitor, dict[str, Any]]:
+    """The owner's monitors as SUMMARY_FIELDS rows (dicts), by id: a page is one index range scan."""
+    rows: QuerySet[Monitor, dict[str, Any]] = Monitor.objects.filter(owner=owner).order_by("id").values(
+        *SUMMARY_FIELDS)
+    return rows
 
 
 def region_stale_after(*, interval: int | None, timeout: float) -> timedelta:

@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
 from lookout.core.encryption import secret_encrypt, secret_headers_encrypt
 from lookout.core.errors import ValidationFailed
-from lookout.monitors.models import Monitor, MonitorStatus, MonitorType
+from lookout.monitors.models import Monitor, MonitorStatus, MonitorType, OwnerMonitorCount
 from lookout.monitors.probe_spec import regional_payload
 from lookout.monitors.rules import default_timeout, spec_validate, timeout_cap
 from lookout.monitors.spec import MonitorSpec, monitor_spec
@@ -59,7 +59,24 @@ def monitor_create(*, owner: User, spec: MonitorSpec) -> Monitor:
         _regional_update(monitor)
     if spec.channels:
         _channels_set(monitor=monitor, channel_ids=list(spec.channels))
+    # Last: the owner's count row is locked from here to the commit, so the owner's concurrent creates queue
+    # for it only this long.
+    _monitor_count_add(owner_id=owner.pk, delta=1)
     return monitor
+
+
+_COUNTS = OwnerMonitorCount._meta.db_table
+
+
+def _monitor_count_add(*, owner_id: int, delta: int) -> None:
+    """Move the owner's monitor count by `delta` in the caller's transaction (one upsert: the first monitor of
+    an owner creates the row, and concurrent creates add up instead of racing to insert it)."""
+    with connection.cursor() as cursor:
+        # Never below 0: a count that drifted (rows deleted behind the services' back) must not fail a delete.
+        cursor.execute(f"INSERT INTO {_COUNTS} (owner_id, monitors) VALUES (%s, %s) ON CONFLICT (owner_id) "
+                       f"DO UPDATE SET monitors = CASE WHEN {_COUNTS}.monitors + %s > 0 "
+                       f"THEN {_COUNTS}.monitors + %s ELSE 0 END",
+                       [owner_id, max(delta, 0), delta, delta])
 
 
 @transaction.atomic
@@ -132,3 +149,4 @@ def monitor_delete(*, monitor: Monitor) -> None:
     monitor.delete()
     if task is not None:
         schedules.schedule_delete(task)
+    _monitor_count_add(owner_id=locked.owner_id, delta=-1)

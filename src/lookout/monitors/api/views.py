@@ -18,7 +18,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from lookout.api.owner import request_owner
-from lookout.api.pagination import KeysetPagination
+from lookout.api.pagination import IdKeysetPagination, KeysetPagination
 from lookout.api.schema import raises
 from lookout.api.throttling import PushThrottle
 from lookout.config.celery_app import app as celery_app
@@ -29,6 +29,7 @@ from lookout.monitors.api.serializers import (
     EventFilterSerializer,
     MonitorEventSerializer,
     MonitorSerializer,
+    MonitorSummarySerializer,
     ProbeResultSerializer,
     PushAcceptedSerializer,
     ResultFilterSerializer,
@@ -48,6 +49,20 @@ class MonitorViewSet(viewsets.ModelViewSet[Monitor]):
             return Monitor.objects.none()
         # Another owner's monitor is simply not in the queryset: 404, never 403.
         return selectors.monitor_list(owner=request_owner(self.request))
+
+    def paginated_count(self) -> int:
+        """The list's `count`: the owner's monitors as the services keep count of them (the list has no
+        filters), not count(*) over them."""
+        return selectors.monitor_count(owner=request_owner(self.request))
+
+    @extend_schema(responses=MonitorSummarySerializer(many=True))
+    @action(detail=False, methods=["get"], serializer_class=MonitorSummarySerializer,
+            pagination_class=IdKeysetPagination)
+    def summary(self, request: Request) -> Response:
+        """Your monitors, lean (a few plain fields each) and by id; follow `next` (a cursor) for the rest. For
+        walking thousands of monitors: any page costs the same, and a row costs a fraction of the full list's."""
+        rows = self.paginate_queryset(selectors.monitor_summaries(owner=request_owner(request)))
+        return self.get_paginated_response(MonitorSummarySerializer(rows, many=True).data)
 
     def perform_create(self, serializer: BaseSerializer[Monitor]) -> None:
         serializer.instance = services.monitor_create(owner=request_owner(self.request),
