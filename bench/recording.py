@@ -1,7 +1,7 @@
 """Recording benchmark: a worker's batches of probe results stored by `probe_results_record`, old path against new.
 
     .venv/bin/python bench/recording.py [--results 200000] [--monitors 10000] [--batch 500] [--failures 0.5]
-                                        [--paths old,new] [--profile]
+                                        [--paths old,new] [--profile] [--breakdown] [--schema-before]
 
 Each path runs in a process of its own, on a fresh database of its own (migrated, `--monitors` monitors seeded,
 failure_threshold 1 so that one failure confirms an outage): `--results` results, round-robin over the monitors (one
@@ -10,15 +10,17 @@ the path's `probe_results_record` in its own transaction, as a worker's result b
 the results fail: each opens an incident (down) and its monitor's next result closes it (up), so about twice that
 share of the results changes a monitor's state and goes through incidents.
 
-- old: bench/_recording_baseline.py, results.py as it was before batched recording (commit 2aeac74);
-- new: lookout.probes.results as checked out.
+- old: bench/_recording_baseline.py, results.py as it was before batched recording (commit 2aeac74), on the schema
+  of that time (before monitors/0012: every monitor update adds index entries, results have a foreign key);
+- new: lookout.probes.results as checked out, on the migrated schema (`--schema-before`: on the old one too).
 
 Figures per path (after one warm-up batch, then VACUUM ANALYZE): rows/s of wall time; PostgreSQL CPU, the
 utime+stime of the backend serving this process's connection (/proc/<pg_backend_pid()>/stat; the WAL writer,
 checkpointer and autovacuum are not in it); rows per PostgreSQL-core-second (rows / backend CPU-s); Python CPU
 per row (this process: Django, psycopg and libpq included); per state change, the extra PostgreSQL and Python CPU
 over a run without failures is what `--failures 0` beside it shows. The machine is shared: CPU-seconds are the
-figures to compare, wall time is not.
+figures to compare, wall time is not. WAL bytes per row: the cluster's WAL position before and after (other
+databases' writes meanwhile count too).
 """
 
 from __future__ import annotations
@@ -70,22 +72,20 @@ def _records(module: Any, ids: list[int], *, count: int, failures: float, start:
     return records
 
 
-def _schema_proposal() -> None:
-    """What a migration could change (not in this branch; measured so the integrator can weigh it): the failing
-    monitors' partial index on `id` instead of `last_checked_at`, so that recording's UPDATE changes no indexed
-    column and can be a HOT update (no new entry in the monitors' 8 indexes), with room left on each page for it
-    (fillfactor 80); and the results' foreign key to monitors dropped (recording holds the monitor's row lock while
-    it inserts, so the per-row check at commit only repeats what the lock already guarantees)."""
+def _schema_before_0012() -> None:
+    """The schema the old path ran on (main before issue 18's monitors/0012): the failing monitors' partial index on
+    last_checked_at (so every result's UPDATE of its monitor changes an indexed column: never in place), no free
+    room on the monitors' pages, and the results' foreign key to monitors, checked for every inserted row."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX monitor_failing_idx")
-        cursor.execute("CREATE INDEX monitor_failing_idx ON monitors_monitor (id) "
+        cursor.execute("CREATE INDEX monitor_failing_idx ON monitors_monitor (last_checked_at) "
                        "WHERE consecutive_failures > 0 AND enabled")
-        cursor.execute("ALTER TABLE monitors_monitor SET (fillfactor = 80)")
-        cursor.execute("VACUUM FULL monitors_monitor")
-        cursor.execute("ALTER TABLE monitors_proberesult "
-                       "DROP CONSTRAINT monitors_proberesult_monitor_id_c3bad37d_fk_monitors_monitor_id")
+        cursor.execute("ALTER TABLE monitors_monitor RESET (fillfactor)")
+        cursor.execute("ALTER TABLE monitors_proberesult ADD CONSTRAINT "
+                       "monitors_proberesult_monitor_id_c3bad37d_fk_monitors_monitor_id FOREIGN KEY (monitor_id) "
+                       "REFERENCES monitors_monitor (id) DEFERRABLE INITIALLY DEFERRED")
 
 
 def _steps_measure(backend: int) -> dict[str, dict[str, float]]:
@@ -120,6 +120,15 @@ def _warm(steps: dict[str, dict[str, float]]) -> None:
         step["pg_warm"], step["py_warm"] = step["pg"], step["py"]
 
 
+def _wal_lsn() -> int:
+    """The cluster's WAL position in bytes: the WAL a path writes (other databases' writes meanwhile count too)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
+        return int(cursor.fetchone()[0])
+
+
 def path_run(args: argparse.Namespace, path: str) -> dict[str, Any]:
     """In this (child) process: one path on its own database; returns its figures."""
     name = f"lookout_bench_recording_{path}_{os.getpid()}"
@@ -135,9 +144,11 @@ def path_run(args: argparse.Namespace, path: str) -> dict[str, Any]:
 
         call_command("migrate", verbosity=0)
         ids = common.seed_monitors(args.monitors, interval=60, url="http://127.0.0.1:9/")
+        if path == "old" or args.schema_before:
+            _schema_before_0012()
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM FULL monitors_monitor")  # seeded on the schema the path runs on: fillfactor applies
         Monitor.objects.update(failure_threshold=1)
-        if args.schema_proposal:
-            _schema_proposal()
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=args.results // args.monitors + 2)
         partitions_ensure(now=start)
         module = importlib.import_module(MODULES[path])
@@ -159,11 +170,13 @@ def path_run(args: argparse.Namespace, path: str) -> dict[str, Any]:
             profiler = cProfile.Profile()
             profiler.enable()
         _warm(steps)
+        wal0 = _wal_lsn()
         pg0, py0, wall0 = common.proc_cpu_seconds(backend), time.process_time(), time.perf_counter()
         for batch in batches[1:]:
             module.probe_results_record(records=batch)
         wall, py = time.perf_counter() - wall0, time.process_time() - py0
         pg = common.proc_cpu_seconds(backend) - pg0
+        wal = _wal_lsn() - wal0
         if profiler is not None:
             import pstats
 
@@ -181,7 +194,7 @@ def path_run(args: argparse.Namespace, path: str) -> dict[str, Any]:
                 "rows_per_s": rows / wall, "pg_cpu_s": pg, "pg_us_per_row": pg / rows * 1e6,
                 "rows_per_pg_core_s": rows / pg if pg else float("inf"), "py_cpu_s": py,
                 "py_us_per_row": py / rows * 1e6, "stored": stored, "incidents": incidents,
-                "state_changes": changes, "database_size": size,
+                "state_changes": changes, "database_size": size, "wal_bytes_per_row": wal / rows,
                 "steps": {name: {"pg_us_per_row": (step["pg"] - step["pg_warm"]) / rows * 1e6,
                                  "py_us_per_row": (step["py"] - step["py_warm"]) / rows * 1e6}
                           for name, step in steps.items()}}
@@ -197,8 +210,8 @@ def main() -> None:
     parser.add_argument("--failures", type=float, default=0.5, help="%% of results that fail (each: down, then up)")
     parser.add_argument("--paths", default="old,new")
     parser.add_argument("--profile", action="store_true", help="cProfile of the timed part, to stderr")
-    parser.add_argument("--schema-proposal", action="store_true",
-                        help="both paths on a schema a migration could give (see _schema_proposal), not main's")
+    parser.add_argument("--schema-before", action="store_true",
+                        help="the new path too on the schema before monitors/0012 (the old path always runs on it)")
     parser.add_argument("--breakdown", action="store_true",
                         help="the new path's PostgreSQL and Python CPU per statement (adds a little Python CPU)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -216,13 +229,15 @@ def main() -> None:
             sys.stderr.write(done.stderr)
         figures[path] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{args.results} results, {args.monitors} monitors, batches of {args.batch}, {args.failures} % failing"
-          + (", schema proposal (HOT monitor updates, no results FK)" if args.schema_proposal else ""))
+          + ("; both paths on the schema before monitors/0012" if args.schema_before else
+             "; old path on the schema before monitors/0012, new on the current one"))
     print(f"{'path':5} {'rows/s':>9} {'PG us/row':>10} {'rows/PG-core-s':>15} {'Py us/row':>10} {'stored':>8} "
-          f"{'incidents':>9} {'changes':>8} {'db size':>8}")
+          f"{'incidents':>9} {'changes':>8} {'db size':>8} {'WAL B/row':>9}")
     for path, figure in figures.items():
         print(f"{path:5} {figure['rows_per_s']:9.0f} {figure['pg_us_per_row']:10.1f} "
               f"{figure['rows_per_pg_core_s']:15.0f} {figure['py_us_per_row']:10.1f} {figure['stored']:8d} "
-              f"{figure['incidents']:9d} {figure['state_changes']:8d} {figure['database_size']:>8}")
+              f"{figure['incidents']:9d} {figure['state_changes']:8d} {figure['database_size']:>8} "
+              f"{figure['wal_bytes_per_row']:9.0f}")
     for name, step in figures.get("new", {}).get("steps", {}).items():
         print(f"  new, {name:17} PG {step['pg_us_per_row']:6.1f} us/row, Python {step['py_us_per_row']:6.1f} us/row")
     if "old" in figures and "new" in figures:

@@ -128,8 +128,11 @@ class Monitor(models.Model):
             models.Index(fields=["owner", "id"]),
             models.Index(fields=["push_deadline"], name="monitor_push_deadline_idx",
                          condition=models.Q(type="push", enabled=True)),
-            # The mass-failure guard counts failing monitors; only those are in this index.
-            models.Index(fields=["last_checked_at"], name="monitor_failing_idx",
+            # The mass-failure guard counts failing monitors; only those are in this index. Keyed on id, not on
+            # last_checked_at, which every recorded result changes: a healthy monitor's row is then updated in place
+            # (a HOT update, no new entry in any index), about half of recording's PostgreSQL time before
+            # (bench/README.md, "Recording results").
+            models.Index(fields=["id"], name="monitor_failing_idx",
                          condition=models.Q(consecutive_failures__gt=0, enabled=True)),
         ]
         constraints = [
@@ -158,8 +161,12 @@ class ProbeResult(models.Model):
     no ForeignKey to this model (PostgreSQL cannot reference a key that is not unique on its own).
     """
 
-    # No index of its own: (monitor, -checked_at) below serves every lookup by monitor.
-    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="results", db_index=False)
+    # No index of its own: (monitor, -checked_at) below serves every lookup by monitor. No foreign key in the
+    # database either: its check of every inserted result at commit repeats what recording's lock of the monitor's
+    # row already guarantees, and deleting a monitor locks that row before it deletes the results (Django still
+    # cascades).
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="results", db_index=False,
+                                db_constraint=False)
     checked_at = models.DateTimeField(help_text="When the probe started.")
     success = models.BooleanField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
