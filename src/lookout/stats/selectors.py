@@ -1,18 +1,18 @@
-"""Uptime statistics of one monitor over a window: rolled-up hours plus raw results for the rest."""
+"""Uptime statistics of one monitor over a window: rolled-up days and hours plus raw results for the rest."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from lookout.alerting.models import Incident
 from lookout.monitors.models import Monitor, ProbeResult
-from lookout.stats.buckets import BUCKETS, histogram, histogram_add, percentile
-from lookout.stats.models import ResultRollup
-from lookout.stats.rollups import hour_ceil, hour_floor, rolled_until
+from lookout.stats.buckets import BUCKET_FIELDS, BUCKETS, histogram, histogram_add, percentile
+from lookout.stats.models import DailyRollup, ResultRollup
+from lookout.stats.rollups import COUNTS, day_ceil, day_floor, hour_ceil, hour_floor, rolled_until
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
            "30d": timedelta(days=30), "90d": timedelta(days=90)}
@@ -52,41 +52,49 @@ def _raw_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, 
     histogram_add(tally.buckets, histogram(latencies))
 
 
-def _rollups_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, region: str | None) -> None:
-    # Tuples, not model instances: a 30-day window is 720 rows per region, and building models would cost more
-    # than the query. (Summing the JSON buckets in SQL was measured slower still.) Unfiltered, every region's
-    # rows add up: the same sums as one row per hour would give.
-    rollups = ResultRollup.objects.filter(monitor=monitor, hour__gte=start, hour__lt=end)
+def _rollups_add(tally: Tally, rollups: QuerySet[ResultRollup] | QuerySet[DailyRollup], *,
+                 region: str | None) -> None:
+    # Summed in SQL, one row back: a 400-day window is 400 daily rows per region (and a few dozen hourly ones
+    # at its edges). Unfiltered, every region's rows add up: the same sums as one row per period would give.
     if region is not None:
         rollups = rollups.filter(region__in=stored_regions(region))
-    rows = rollups.order_by().values_list("checks", "failures", "latency_count", "latency_sum_ms", "latency_buckets")
-    for checks, failures, latency_count, latency_sum_ms, buckets in rows:
-        tally.checks += checks
-        tally.failures += failures
-        tally.latency_count += latency_count
-        tally.latency_sum_ms += latency_sum_ms
-        histogram_add(tally.buckets, buckets)
+    sums = rollups.order_by().aggregate(**{column: Sum(column) for column in COUNTS})
+    tally.checks += sums["checks"] or 0
+    tally.failures += sums["failures"] or 0
+    tally.latency_count += sums["latency_count"] or 0
+    tally.latency_sum_ms += sums["latency_sum_ms"] or 0.0
+    histogram_add(tally.buckets, [sums[field] or 0 for field in BUCKET_FIELDS])
 
 
 def window_tally(*, monitor: Monitor, start: datetime, now: datetime, region: str | None = None) -> Tally:
-    """Checks, failures and latency over [start, now]: rollups for rolled hours, raw results for the rest.
+    """Checks, failures and latency over [start, now]: daily rollups for the whole UTC days inside, hourly ones
+    for the other rolled-up hours, raw results for the rest (after the last rolled-up hour, and a partial first
+    hour).
 
     A window starting mid-hour takes that partial hour from raw results while they are kept; beyond the
-    results' retention it takes the whole hour's rollup (the window then reaches back up to 59 minutes more).
+    results' retention it takes the whole hour's rollup (the window then reaches back up to 59 minutes more);
+    beyond the hourly rollups' retention, the whole first day's (up to 23 hours more).
     """
     tally = Tally()
     until = rolled_until()
     boundary = min(max(until, start), now) if until else start
     if boundary > start:
-        raw_kept_since = now - timedelta(days=settings.LOOKOUT_RESULTS_RETENTION_DAYS)
-        if start >= raw_kept_since:
+        if start >= now - timedelta(days=settings.LOOKOUT_RESULTS_RETENTION_DAYS):
             first_hour = hour_ceil(start)
             _raw_add(tally, monitor=monitor, start=start, end=min(first_hour, boundary), inclusive=False,
                      region=region)
         else:
             first_hour = hour_floor(start)
+        hourly_kept_since = day_floor(now - timedelta(days=settings.LOOKOUT_HOURLY_ROLLUP_RETENTION_DAYS))
+        first_day = day_ceil(first_hour) if first_hour >= hourly_kept_since else day_floor(first_hour)
+        days_end = day_floor(boundary)  # every day before it is over and rolled up: it has its daily rows
+        hours = Q(hour__gte=first_hour, hour__lt=boundary)
+        if first_day < days_end:
+            hours = Q(hour__gte=first_hour, hour__lt=first_day) | Q(hour__gte=days_end, hour__lt=boundary)
+            _rollups_add(tally, DailyRollup.objects.filter(monitor=monitor, day__gte=first_day.date(),
+                                                           day__lt=days_end.date()), region=region)
         if first_hour < boundary:
-            _rollups_add(tally, monitor=monitor, start=first_hour, end=boundary, region=region)
+            _rollups_add(tally, ResultRollup.objects.filter(hours, monitor=monitor), region=region)
     _raw_add(tally, monitor=monitor, start=boundary, end=now, inclusive=True, region=region)
     return tally
 
