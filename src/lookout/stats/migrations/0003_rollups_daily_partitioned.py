@@ -22,7 +22,7 @@ HOURLY, DAILY = "stats_resultrollup", "stats_dailyrollup"
 DAYS_AHEAD = 2
 
 
-def _bucket_fields() -> list[tuple[str, models.PositiveIntegerField[int | None, int | None]]]:
+def _bucket_fields() -> "list[tuple[str, models.PositiveIntegerField[int | None, int | None]]]":
     return [(field, models.PositiveIntegerField(blank=True, null=True)) for field in FIELDS]
 
 
