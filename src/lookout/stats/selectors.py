@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from lookout.alerting.models import Incident
@@ -52,18 +53,28 @@ def _raw_add(tally: Tally, *, monitor: Monitor, start: datetime, end: datetime, 
     histogram_add(tally.buckets, histogram(latencies))
 
 
-def _rollups_add(tally: Tally, rollups: QuerySet[ResultRollup] | QuerySet[DailyRollup], *,
-                 region: str | None) -> None:
+# Raw SQL, built once: the ORM takes longer to compile an aggregate of 53 sums than PostgreSQL to answer it.
+_SUMS = ", ".join(f"sum({column})" for column in COUNTS)
+_HOURLY_SQL = (f'SELECT {_SUMS} FROM "{ResultRollup._meta.db_table}" WHERE monitor_id = %s '
+               "AND ((hour >= %s AND hour < %s) OR (hour >= %s AND hour < %s))")
+_DAILY_SQL = f'SELECT {_SUMS} FROM "{DailyRollup._meta.db_table}" WHERE monitor_id = %s AND day >= %s AND day < %s'
+
+
+def _rollups_add(tally: Tally, sql: str, params: list[Any], *, region: str | None) -> None:
     # Summed in SQL, one row back: a 400-day window is 400 daily rows per region (and a few dozen hourly ones
     # at its edges). Unfiltered, every region's rows add up: the same sums as one row per period would give.
     if region is not None:
-        rollups = rollups.filter(region__in=stored_regions(region))
-    sums = rollups.order_by().aggregate(**{column: Sum(column) for column in COUNTS})
+        regions = stored_regions(region)
+        sql += f" AND region IN ({', '.join(['%s'] * len(regions))})"
+        params = [*params, *regions]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        sums = dict(zip(COUNTS, cursor.fetchone(), strict=True))
     tally.checks += sums["checks"] or 0
     tally.failures += sums["failures"] or 0
     tally.latency_count += sums["latency_count"] or 0
     tally.latency_sum_ms += sums["latency_sum_ms"] or 0.0
-    histogram_add(tally.buckets, [sums[field] or 0 for field in BUCKET_FIELDS])
+    histogram_add(tally.buckets, [int(sums[field] or 0) for field in BUCKET_FIELDS])
 
 
 def window_tally(*, monitor: Monitor, start: datetime, now: datetime, region: str | None = None) -> Tally:
@@ -88,13 +99,12 @@ def window_tally(*, monitor: Monitor, start: datetime, now: datetime, region: st
         hourly_kept_since = day_floor(now - timedelta(days=settings.LOOKOUT_HOURLY_ROLLUP_RETENTION_DAYS))
         first_day = day_ceil(first_hour) if first_hour >= hourly_kept_since else day_floor(first_hour)
         days_end = day_floor(boundary)  # every day before it is over and rolled up: it has its daily rows
-        hours = Q(hour__gte=first_hour, hour__lt=boundary)
+        hours = [first_hour, boundary, boundary, boundary]  # [first_hour, boundary), and an empty range
         if first_day < days_end:
-            hours = Q(hour__gte=first_hour, hour__lt=first_day) | Q(hour__gte=days_end, hour__lt=boundary)
-            _rollups_add(tally, DailyRollup.objects.filter(monitor=monitor, day__gte=first_day.date(),
-                                                           day__lt=days_end.date()), region=region)
+            hours = [first_hour, first_day, days_end, boundary]
+            _rollups_add(tally, _DAILY_SQL, [monitor.pk, first_day.date(), days_end.date()], region=region)
         if first_hour < boundary:
-            _rollups_add(tally, ResultRollup.objects.filter(hours, monitor=monitor), region=region)
+            _rollups_add(tally, _HOURLY_SQL, [monitor.pk, *hours], region=region)
     _raw_add(tally, monitor=monitor, start=boundary, end=now, inclusive=True, region=region)
     return tally
 
