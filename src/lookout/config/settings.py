@@ -298,7 +298,7 @@ LOOKOUT_PERIODIC_TASKS: dict[str, PeriodicTaskSeed] = {
                               "description": "Regions whose failure share stands far above the others' become "
                                              "suspect (their votes not counted), and recover."},
     "lookout.stats-rollup": {"task": "lookout.stats.tasks.rollup", "every": LOOKOUT_ROLLUP_SECONDS,
-                             "description": "Hourly per-monitor rollups of finished hours."},
+                             "description": "Hourly (and daily) per-monitor rollups of finished hours (days)."},
     "lookout.results-prune": {"task": "lookout.stats.tasks.results_prune", "every": LOOKOUT_PRUNE_SECONDS,
                               "description": "Raw results older than LOOKOUT_RESULTS_RETENTION_DAYS."},
     "lookout.rollups-prune": {"task": "lookout.stats.tasks.rollups_prune", "every": LOOKOUT_PRUNE_SECONDS,
