@@ -102,9 +102,12 @@ def window_tally(*, monitor: Monitor, start: datetime, now: datetime, region: st
         hours = [first_hour, boundary, boundary, boundary]  # [first_hour, boundary), and an empty range
         if first_day < days_end:
             hours = [first_hour, first_day, days_end, boundary]
-            _rollups_add(tally, _DAILY_SQL, [monitor.pk, first_day.date(), days_end.date()], region=region)
+            _rollups_add(tally, _DAILY_SQL, [monitor.pk, *map(connection.ops.adapt_datefield_value,
+                                                              (first_day.date(), days_end.date()))], region=region)
         if first_hour < boundary:
-            _rollups_add(tally, _HOURLY_SQL, [monitor.pk, *hours], region=region)
+            # Adapted as the ORM would (SQLite compares stored text: its format, not the driver's).
+            _rollups_add(tally, _HOURLY_SQL, [monitor.pk, *map(connection.ops.adapt_datetimefield_value, hours)],
+                         region=region)
     _raw_add(tally, monitor=monitor, start=boundary, end=now, inclusive=True, region=region)
     return tally
 
