@@ -278,12 +278,16 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=50, help="monitors given 400 days of rollups")
     parser.add_argument("--rounds", type=int, default=400, help="stats calls per range")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--reuse", action="store_true",
+                        help="the database of an earlier run (--keep, or stopped by SIGTERM) seeded today: no seeding")
+    parser.add_argument("--no-rollup", action="store_true", help="skip the hourly rollups (done by that run)")
     args = parser.parse_args()
 
     try:
-        database_url = stack.database_create(NAME)
+        database_url = f"postgres://postgres@127.0.0.1:5432/{NAME}" if args.reuse else stack.database_create(NAME)
         env = common.bench_environment(database_url, f"{stack.BROKER_URL}//")
-        stack.lookout_run(env, "migrate")
+        if not args.reuse:
+            stack.lookout_run(env, "migrate")
         common.django_setup(env)
         from django.db import connection
 
@@ -297,23 +301,28 @@ def main() -> None:
         now = datetime.now(UTC)
         hour = day_floor(now)  # today 00:00: today's partition exists (made by migrate)
         started = time.perf_counter()
-        ids = seed_monitors(args.monitors)
-        seed_hour(hour, len(ids))
-        print(f"seeded {len(ids) * 60:,} results in {time.perf_counter() - started:.0f} s", flush=True)
+        if args.reuse:
+            from lookout.monitors.models import Monitor
+
+            ids = list(Monitor.objects.order_by("id").values_list("id", flat=True))
+        else:
+            ids = seed_monitors(args.monitors)
+            seed_hour(hour, len(ids))
+            print(f"seeded {len(ids) * 60:,} results in {time.perf_counter() - started:.0f} s", flush=True)
 
         figures = {}
-        for label in ("new (SQL)", "new, re-run"):
+        for label in () if args.no_rollup else ("new (SQL)", "new, re-run"):
             with Timer(backend) as timer:
                 rows = hours_rollup(start=hour, end=hour + timedelta(hours=1))
             figures[label] = timer
             print(f"{label + ':':<28} {timer}  ({rows:,} rows)", flush=True)
-        if not args.no_baseline:  # after the new path: at 1M it takes minutes
+        if not (args.no_baseline or args.no_rollup):  # after the new path: at 1M it takes minutes
             model = baseline_model()
             with Timer(backend) as timer:
                 rows = baseline_hours_rollup(model, start=hour, end=hour + timedelta(hours=1))
             figures["baseline"] = timer
             print(f"baseline (main's ORM path):  {timer}  ({rows:,} rows)", flush=True)
-        if "baseline" in figures:
+        if "baseline" in figures and "new (SQL)" in figures:
             print(f"rows differing from main's: {compare(model, hour)}; speed-up (wall) "
                   f"{figures['baseline'].wall / figures['new (SQL)'].wall:.1f}x", flush=True)
         with Timer(backend) as timer:
