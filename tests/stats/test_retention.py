@@ -8,7 +8,7 @@ from lookout.alerting.models import AlertEvent, Channel, DegradedEpisode, Incide
 from lookout.monitors import services
 from lookout.monitors.models import IssuedTask, ProbeResult
 from lookout.monitors.spec import MonitorSpec
-from lookout.stats.models import ResultRollup
+from lookout.stats.models import DailyRollup, ResultRollup
 from lookout.stats.retention import results_prune, rollups_prune
 from lookout.stats.rollups import rolled_until, rollup_run
 from lookout.stats.selectors import monitor_stats
@@ -82,9 +82,13 @@ def test_rollups_incidents_and_alert_history_older_than_their_retention_are_prun
     Notification.objects.filter(pk=test_message.pk).update(created_at=days_ago(120))
     DegradedEpisode.objects.create(started_at=days_ago(120), ended_at=days_ago(120), failing=10, probed=12)
 
-    assert rollups_prune(now=NOW) == 5  # one rollup, one incident (+ its notification), the test, the episode
+    pruned = rollups_prune(now=NOW)
 
+    # The rollups of 150 days ago go as their day's (hourly) and month's (daily) partitions, dropped whole.
+    assert pruned.partitions_dropped == ["stats_resultrollup_p20260102", "stats_dailyrollup_p202601"]
+    assert pruned.rows_deleted == 4  # one incident (+ its notification), the test message, the episode
     assert list(ResultRollup.objects.values_list("hour", flat=True)) == [days_ago(50).replace(minute=0)]
+    assert list(DailyRollup.objects.values_list("day", flat=True)) == [days_ago(50).date()]
     assert list(Incident.objects.all()) == [recent]
     assert not Notification.objects.exists() and not DegradedEpisode.objects.exists()
     assert monitor_stats(monitor=shop, window="90d", now=NOW)["incidents"] == 1
@@ -96,7 +100,7 @@ def test_check_now_task_ids_are_pruned_once_their_stored_result_expired_after_a_
     IssuedTask.objects.filter(pk=old.pk).update(created_at=NOW - timedelta(days=1, minutes=1))
     IssuedTask.objects.exclude(pk=old.pk).update(created_at=NOW - timedelta(hours=23))
 
-    assert rollups_prune(now=NOW) == 1
+    assert rollups_prune(now=NOW).rows_deleted == 1
 
     assert list(IssuedTask.objects.values_list("task_id", flat=True)) == ["recent"]
 

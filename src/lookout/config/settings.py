@@ -276,6 +276,14 @@ LOOKOUT_ROLLUP_RETENTION_DAYS = env_int("LOOKOUT_ROLLUP_RETENTION_DAYS", 400, mi
 LOOKOUT_ROLLUP_SECONDS = env_int("LOOKOUT_ROLLUP_SECONDS", 300, minimum=1)
 LOOKOUT_PRUNE_SECONDS = env_int("LOOKOUT_PRUNE_SECONDS", 3600, minimum=1)
 LOOKOUT_PRUNE_BATCH_SIZE = env_int("LOOKOUT_PRUNE_BATCH_SIZE", 5000, minimum=1)
+# rollups (issue 18): hourly rollups are kept this long (daily ones LOOKOUT_ROLLUP_RETENTION_DAYS); beyond it a
+# window's partial first day is read from its whole day's rollup. 92: the stats API's windows (up to 90 days) stay
+# exact to the hour.
+LOOKOUT_HOURLY_ROLLUP_RETENTION_DAYS = env_int("LOOKOUT_HOURLY_ROLLUP_RETENTION_DAYS", 92, minimum=1)
+# Hours before the last rolled one that each rollup run checks for late results (and rolls up again if any).
+LOOKOUT_ROLLUP_LATE_HOURS = env_int("LOOKOUT_ROLLUP_LATE_HOURS", 3, minimum=0)
+# PostgreSQL work_mem of the rollup's statements: its grouping of an hour needs ~1 KB per monitor and region.
+LOOKOUT_ROLLUP_WORK_MEM = env_str("LOOKOUT_ROLLUP_WORK_MEM") or "1GB"
 
 # Email alerts: Django's standard EMAIL_* settings (every one may come from NAME_FILE, e.g. the password).
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
@@ -310,7 +318,7 @@ LOOKOUT_PERIODIC_TASKS: dict[str, PeriodicTaskSeed] = {
                               "description": "Regions whose failure share stands far above the others' become "
                                              "suspect (their votes not counted), and recover."},
     "lookout.stats-rollup": {"task": "lookout.stats.tasks.rollup", "every": LOOKOUT_ROLLUP_SECONDS,
-                             "description": "Hourly per-monitor rollups of finished hours."},
+                             "description": "Hourly (and daily) per-monitor rollups of finished hours (days)."},
     "lookout.results-prune": {"task": "lookout.stats.tasks.results_prune", "every": LOOKOUT_PRUNE_SECONDS,
                               "description": "Raw results older than LOOKOUT_RESULTS_RETENTION_DAYS."},
     "lookout.rollups-prune": {"task": "lookout.stats.tasks.rollups_prune", "every": LOOKOUT_PRUNE_SECONDS,

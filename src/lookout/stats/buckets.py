@@ -2,7 +2,7 @@
 
 Edges run 1-1.5-2-3-4-5-6-8 per decade from 1 ms to 800 s, so a percentile interpolated inside its bucket is
 off by well under a bucket's width (at most a third of the value). Changing EDGES_MS makes stored rollups
-unreadable: it needs a migration that re-buckets them.
+unreadable: it needs a migration that re-buckets them (and one column per bucket).
 """
 
 from bisect import bisect_left
@@ -12,6 +12,8 @@ EDGES_MS: tuple[float, ...] = tuple(
     float(step * 10**decade) for decade in range(6) for step in (1, 1.5, 2, 3, 4, 5, 6, 8)
 )
 BUCKETS = len(EDGES_MS) + 1  # the last one is "above the highest edge"
+# The rollup columns holding the counts of each bucket (lookout.stats.models.RollupCounts).
+BUCKET_FIELDS: tuple[str, ...] = tuple(f"bucket_{index}" for index in range(BUCKETS))
 
 
 def bucket_index(ms: float) -> int:

@@ -12,8 +12,9 @@ from lookout.alerting.models import DegradedEpisode, Incident, Notification
 from lookout.core.rate_counters import rate_counters_prune
 from lookout.monitors import partitions
 from lookout.monitors.models import IssuedTask, ProbeResult
-from lookout.stats.models import ResultRollup
-from lookout.stats.rollups import rolled_until
+from lookout.stats import partitions as rollup_partitions
+from lookout.stats.models import DailyRollup, ResultRollup
+from lookout.stats.rollups import day_floor, rolled_until
 
 
 def batched_delete(rows: QuerySet[Model], *, order_by: str, batch: int, max_batches: int) -> int:
@@ -55,15 +56,35 @@ def results_prune(*, now: datetime | None = None, batch: int | None = None, max_
     return ResultsPruned(partitions_created=created, partitions_dropped=dropped, rows_deleted=deleted)
 
 
-def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_batches: int = 20) -> int:
-    """Rollups, closed incidents and alert history older than LOOKOUT_ROLLUP_RETENTION_DAYS; API rate counters
-    whose window ended (one per client address that ever tried to log in, otherwise); check-now task ids older
-    than their task's stored result (CELERY_RESULT_EXPIRES, a day: /tasks/{id}/ has nothing more to tell)."""
+@dataclass(frozen=True)
+class RollupsPruned:
+    partitions_dropped: list[str]
+    rows_deleted: int  # rollups on SQLite, incidents, alert history, rate counters, check-now task ids
+
+
+def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_batches: int = 20) -> RollupsPruned:
+    """Hourly rollups older than LOOKOUT_HOURLY_ROLLUP_RETENTION_DAYS, daily ones, closed incidents and alert
+    history older than LOOKOUT_ROLLUP_RETENTION_DAYS; API rate counters whose window ended (one per client address
+    that ever tried to log in, otherwise); check-now task ids older than their task's stored result
+    (CELERY_RESULT_EXPIRES, a day: /tasks/{id}/ has nothing more to tell).
+
+    Rollups go by whole UTC days (hourly) and months (daily): on PostgreSQL as partitions dropped, elsewhere in
+    batches. The day or month straddling a cutoff stays until wholly past it (the statistics never read before
+    their window anyway).
+    """
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.LOOKOUT_ROLLUP_RETENTION_DAYS)
+    hourly_cutoff = day_floor(now - timedelta(days=settings.LOOKOUT_HOURLY_ROLLUP_RETENTION_DAYS))
+    daily_cutoff = cutoff.date().replace(day=1)  # the first day of the month the cutoff falls in
     batch = batch or settings.LOOKOUT_PRUNE_BATCH_SIZE
-    deleted = batched_delete(ResultRollup.objects.filter(hour__lt=cutoff), order_by="hour", batch=batch,
-                             max_batches=max_batches)
+    dropped = (rollup_partitions.partitions_drop(rollup_partitions.HOURLY, before=hourly_cutoff.date())
+               + rollup_partitions.partitions_drop(rollup_partitions.DAILY, before=daily_cutoff))
+    deleted = 0
+    if not rollup_partitions.partitioned():
+        deleted += batched_delete(ResultRollup.objects.filter(hour__lt=hourly_cutoff), order_by="hour",
+                                  batch=batch, max_batches=max_batches)
+        deleted += batched_delete(DailyRollup.objects.filter(day__lt=daily_cutoff), order_by="day", batch=batch,
+                                  max_batches=max_batches)
     # An incident's notifications and attempts go with it (cascade).
     deleted += batched_delete(Incident.objects.filter(ended_at__lt=cutoff), order_by="ended_at", batch=batch,
                               max_batches=max_batches)
@@ -75,4 +96,4 @@ def rollups_prune(*, now: datetime | None = None, batch: int | None = None, max_
     deleted += batched_delete(
         IssuedTask.objects.filter(created_at__lt=now - timedelta(seconds=settings.CELERY_RESULT_EXPIRES)),
         order_by="pk", batch=batch, max_batches=max_batches)
-    return deleted
+    return RollupsPruned(partitions_dropped=dropped, rows_deleted=deleted)

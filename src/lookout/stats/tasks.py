@@ -20,5 +20,5 @@ def results_prune() -> dict[str, Any]:
 
 
 @shared_task(name="lookout.stats.tasks.rollups_prune", ignore_result=True)
-def rollups_prune() -> int:
-    return retention.rollups_prune()
+def rollups_prune() -> dict[str, Any]:
+    return asdict(retention.rollups_prune())
