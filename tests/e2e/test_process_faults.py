@@ -30,7 +30,8 @@ pytestmark = pytest.mark.e2e
 
 RECOVERY_LIMIT_SECONDS = 20
 PROBE_TASK = "lookout.probes.tasks.probe_monitor"
-RECEIVED = re.compile(r"Task lookout\.probes\.tasks\.probe_monitor\[([0-9a-f-]+)\] received")
+# A message received: beat's batch of runs (probe_batch), or a single run (probe_monitor: check-now, sent again).
+RECEIVED = re.compile(r"Task lookout\.probes\.tasks\.probe_(?:batch|monitor)\[([0-9a-f-]+)\] received")
 RECORDED_ALREADY = re.compile(r"(\d+) probe results were recorded already")
 
 
@@ -147,7 +148,7 @@ def test_a_worker_killed_mid_batch_has_its_probes_delivered_again_and_each_resul
 
     results = results_of(stack, ids)
     report(f"worker SIGKILLed with {stored_at_kill} of {len(ids)} results stored and {hits_at_kill} probes "
-           f"started: {delivered_again} probes delivered again ({probed_again} probed again), "
+           f"started: {delivered_again} messages delivered again ({probed_again} probed again), "
            f"{suppressed_by_kill} of them stored already before the kill (not stored twice); worker ready again "
            f"{restarted:.1f} s after the kill, every result stored {all_stored:.1f} s after it; "
            f"{len(again)} stored probes sent again on purpose: probed again {len(fast.hits) - fast_hits}, "
@@ -155,7 +156,8 @@ def test_a_worker_killed_mid_batch_has_its_probes_delivered_again_and_each_resul
     per_monitor = Counter(monitor for monitor, _ in results)
     assert per_monitor == Counter({monitor: 1 for monitor in ids}), per_monitor
     assert len({task for _, task in results}) == len(ids)
-    assert delivered_again >= 20, "every slow probe, in flight at the kill, is delivered again"
+    # Beat batches the runs due together: the slow probes came in one message or a few, each delivered again whole.
+    assert delivered_again >= 1, "every message with a slow probe in flight at the kill is delivered again"
     assert len(slow.hits) == 40, "every slow probe, in flight at the kill, runs again"
     monitors_pause(stack, ids)
 
