@@ -26,7 +26,10 @@ def stack_env():
             "LOOKOUT_ALERT_TIMEOUT_SECONDS": "2", "LOOKOUT_ALERT_LEASE_SECONDS": "4",
             "LOOKOUT_REGION_SUSPECT_MIN_RESULTS": "6", "LOOKOUT_REGION_WINDOW_SECONDS": "15",
             # Three monitors failing in one region must not look like Lookout's own outage to the guard.
-            "LOOKOUT_GUARD_MIN_FAILING": "50"}
+            "LOOKOUT_GUARD_MIN_FAILING": "50",
+            # Rounds of 3 s decide within a few seconds, before a region failing one monitor of two has results
+            # enough to look suspect: results recorded at once, not gathered for half a second as at a light load.
+            "LOOKOUT_WORKER_WRITE_LINGER_SECONDS": "0"}
 
 
 @pytest.fixture(scope="module")
