@@ -123,6 +123,42 @@ class Pagination(PageNumberPagination):
         return response
 
 
+class _CursorSchema:
+    """The OpenAPI description of a cursor-paginated list, shared by the keyset paginations below."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    cursor_query_param = "cursor"
+    counted = False  # whether the response carries the list's `count`
+    cursor_examples = ("cD00ODY%3D", "cj0xJnA9NDg3")
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        following, preceding = self.cursor_examples
+        properties: dict[str, Any] = {"count": {"type": "integer", "example": 123}} if self.counted else {}
+        return {
+            "type": "object",
+            "required": [*properties, "next", "previous", "results"],
+            "properties": {
+                **properties,
+                "next": {"type": "string", "nullable": True, "format": "uri",
+                         "example": f"http://api.example.org/accounts/?{self.cursor_query_param}={following}"},
+                "previous": {"type": "string", "nullable": True, "format": "uri",
+                             "example": f"http://api.example.org/accounts/?{self.cursor_query_param}={preceding}"},
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {"name": self.cursor_query_param, "required": False, "in": "query",
+             "description": "Opaque position from a `next` or `previous` link.", "schema": {"type": "string"}},
+            {"name": self.page_size_query_param, "required": False, "in": "query",
+             "description": f"Results per page (default {self.page_size}, at most {self.max_page_size}).",
+             "schema": {"type": "integer", "minimum": 1}},
+        ]
+
+
 @dataclass(frozen=True)
 class Cursor:
     at: datetime
@@ -130,7 +166,7 @@ class Cursor:
     backwards: bool  # True: the page before this row (a `previous` link), else the page after it
 
 
-class KeysetPagination(BasePagination):
+class KeysetPagination(_CursorSchema, BasePagination):
     """Newest first by (`time_field`, id), each page positioned by the row at its edge, not by an offset.
 
     No count(*) and no OFFSET: any page costs one index range scan (within a day of its cursor first: see
@@ -142,10 +178,6 @@ class KeysetPagination(BasePagination):
     time_field = "checked_at"
     # Tried in turn before the whole list (see _windowed); a sparse list costs up to two more (cheap) queries.
     windows = (timedelta(days=1), timedelta(days=8))
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-    cursor_query_param = "cursor"
     invalid_cursor_message = "Invalid cursor."
 
     # Narrower than DRF's base, which also takes a list: a keyset page is a query on the time field and id.
@@ -233,30 +265,7 @@ class KeysetPagination(BasePagination):
         return page_size_parse(request, param=self.page_size_query_param, default=self.page_size,
                                maximum=self.max_page_size)
 
-    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "required": ["next", "previous", "results"],
-            "properties": {
-                "next": {"type": "string", "nullable": True, "format": "uri",
-                         "example": f"http://api.example.org/accounts/?{self.cursor_query_param}=cD00ODY%3D"},
-                "previous": {"type": "string", "nullable": True, "format": "uri",
-                             "example": f"http://api.example.org/accounts/?{self.cursor_query_param}=cj0xJnA9NDg3"},
-                "results": schema,
-            },
-        }
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return [
-            {"name": self.cursor_query_param, "required": False, "in": "query",
-             "description": "Opaque position from a `next` or `previous` link.", "schema": {"type": "string"}},
-            {"name": self.page_size_query_param, "required": False, "in": "query",
-             "description": f"Results per page (default {self.page_size}, at most {self.max_page_size}).",
-             "schema": {"type": "integer", "minimum": 1}},
-        ]
-
-
-class IdKeysetPagination(BasePagination):
+class IdKeysetPagination(_CursorSchema, BasePagination):
     """Oldest first by id, each page positioned by the id at its edge, with the list's `count` from the view's
     `paginated_count()` (kept by the services, not counted).
 
@@ -266,10 +275,8 @@ class IdKeysetPagination(BasePagination):
     `count`, `next`, `previous`, `results`.
     """
 
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-    cursor_query_param = "cursor"
+    counted = True
+    cursor_examples = ("aWQ9NTAmYj0w", "aWQ9NTEmYj0x")
     invalid_cursor_message = "Invalid cursor."
 
     # Narrower than DRF's base, which also takes a list: a keyset page is a query on the id.
@@ -334,28 +341,6 @@ class IdKeysetPagination(BasePagination):
         except (binascii.Error, UnicodeDecodeError, KeyError, ValueError) as exc:
             raise NotFound(self.invalid_cursor_message) from exc
 
-    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "required": ["count", "next", "previous", "results"],
-            "properties": {
-                "count": {"type": "integer", "example": 123},
-                "next": {"type": "string", "nullable": True, "format": "uri",
-                         "example": f"http://api.example.org/accounts/?{self.cursor_query_param}=aWQ9NTAmYj0w"},
-                "previous": {"type": "string", "nullable": True, "format": "uri",
-                             "example": f"http://api.example.org/accounts/?{self.cursor_query_param}=aWQ9NTEmYj0x"},
-                "results": schema,
-            },
-        }
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return [
-            {"name": self.cursor_query_param, "required": False, "in": "query",
-             "description": "Opaque position from a `next` or `previous` link.", "schema": {"type": "string"}},
-            {"name": self.page_size_query_param, "required": False, "in": "query",
-             "description": f"Results per page (default {self.page_size}, at most {self.max_page_size}).",
-             "schema": {"type": "integer", "minimum": 1}},
-        ]
 
 
 def cursor_encode(pk: int, *, backwards: bool = False) -> str:

@@ -93,13 +93,20 @@ def partitions_drop(*, before: datetime) -> list[str]:
         end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
         if end > before:
             continue
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                cursor.execute(f'DROP TABLE "{name}"')
-        except DatabaseError:
-            logger.warning("could not drop results partition %s (will retry at the next run)", name, exc_info=True)
-            continue
-        logger.info("dropped results partition %s", name)
-        dropped.append(name)
+        if partition_drop(name, kind="results", lock_timeout=LOCK_TIMEOUT):
+            dropped.append(name)
     return dropped
+
+
+def partition_drop(name: str, *, kind: str, lock_timeout: str) -> bool:
+    """Drop one partition, waiting at most `lock_timeout` for its lock; False (logged) if it could not be dropped:
+    the next retention run tries again."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{lock_timeout}'")
+            cursor.execute(f'DROP TABLE "{name}"')
+    except DatabaseError:
+        logger.warning("could not drop %s partition %s (will retry at the next run)", kind, name, exc_info=True)
+        return False
+    logger.info("dropped %s partition %s", kind, name)
+    return True

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
 
+from lookout.monitors.partitions import partition_drop
 from lookout.stats.models import DailyRollup, ResultRollup
 
 logger = logging.getLogger(__name__)
@@ -111,13 +112,6 @@ def partitions_drop(scheme: Scheme, *, before: date) -> list[str]:
     for start, name in sorted(partitions(scheme).items()):
         if scheme.period_end(start) > before:
             continue
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-                cursor.execute(f'DROP TABLE "{name}"')
-        except DatabaseError:
-            logger.warning("could not drop rollup partition %s (will retry at the next run)", name, exc_info=True)
-            continue
-        logger.info("dropped rollup partition %s", name)
-        dropped.append(name)
+        if partition_drop(name, kind="rollup", lock_timeout=LOCK_TIMEOUT):
+            dropped.append(name)
     return dropped
