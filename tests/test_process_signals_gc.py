@@ -11,6 +11,7 @@ from lookout.process_signals import WORKER_GC_THRESHOLD
 @pytest.fixture
 def restored_gc():
     threshold = gc.get_threshold()
+    gc.unfreeze()  # objects an in-process beat froze earlier in this session (the scheduler freezes after a read)
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)

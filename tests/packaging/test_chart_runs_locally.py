@@ -176,9 +176,15 @@ def test_the_rendered_containers_run_answer_their_probes_and_probe_a_monitor(tmp
         assert requests.get(f"{base}/metrics", timeout=10,
                             headers={"Authorization": f"Bearer {metrics_token}"}).status_code == 200
         beat_port = values["beat"]["metricsPort"]
-        scraped = requests.get(f"http://127.0.0.1:{beat_port}/metrics", timeout=10,
-                               headers={"Authorization": f"Bearer {metrics_token}"})
-        assert scraped.status_code == 200 and "lookout_monitor_up" in scraped.text
+
+        def scraped_monitors() -> str | None:
+            # The per-monitor series come from a snapshot beat's refresher renders once beat dispatches.
+            scraped = requests.get(f"http://127.0.0.1:{beat_port}/metrics", timeout=10,
+                                   headers={"Authorization": f"Bearer {metrics_token}"})
+            assert scraped.status_code == 200
+            return scraped.text if "lookout_monitor_up" in scraped.text else None
+
+        wait_until(scraped_monitors, timeout=20, what="beat's per-monitor series")
         assert requests.get(f"http://127.0.0.1:{beat_port}/healthz", timeout=5).text.startswith("active")
 
         # Read from the target's own log, not from Lookout's view of itself.

@@ -95,15 +95,20 @@ class SnapshotFeed:
                 pass
 
     def start(self, dispatching: Callable[[], bool]) -> threading.Thread:
-        """Poke every `every` seconds while `dispatching()` (a daemon thread; beat's loop never waits for it)."""
+        """Poke every `every` seconds while `dispatching()` (a daemon thread; beat's loop never waits for it).
+
+        Whether beat dispatches is looked at every second: the first snapshot follows within a second of beat taking
+        the lock, not up to a whole interval later."""
         def run() -> None:
+            next_poke = 0.0
             while True:
                 try:
-                    if dispatching():
+                    if time.monotonic() >= next_poke and dispatching():
                         self.poke()
+                        next_poke = time.monotonic() + self.every
                 except Exception:  # never let the feed's thread die: the next round tries again
                     logger.exception("per-monitor snapshot: poke failed")
-                time.sleep(self.every)
+                time.sleep(min(self.every, 1.0))
 
         thread = threading.Thread(target=run, name="lookout-snapshot-feed", daemon=True)
         thread.start()
