@@ -123,8 +123,8 @@ class Pagination(PageNumberPagination):
         return response
 
 
-class _CursorSchema:
-    """The OpenAPI description of a cursor-paginated list, shared by the keyset paginations below."""
+class _CursorPages:
+    """What the keyset paginations below share: the OpenAPI description of their lists, and their links."""
 
     page_size = 50
     page_size_query_param = "page_size"
@@ -158,6 +158,29 @@ class _CursorSchema:
              "schema": {"type": "integer", "minimum": 1}},
         ]
 
+    # The page's rows and whether pages lie either side, set by the pagination's paginate_queryset.
+    rows: Sequence[Any]
+    has_next: bool
+    has_previous: bool
+    base_url: str
+
+    def get_next_link(self) -> str | None:
+        if not self.has_next:
+            return None
+        if not self.rows:  # nothing past a `previous` cursor: the first page comes next
+            return remove_query_param(self.base_url, self.cursor_query_param)
+        return self._link(self.rows[-1], backwards=False)
+
+    def get_previous_link(self) -> str | None:
+        if not self.has_previous:
+            return None
+        if not self.rows:  # past the end: back to the first page
+            return remove_query_param(self.base_url, self.cursor_query_param)
+        return self._link(self.rows[0], backwards=True)
+
+    def _link(self, row: Any, *, backwards: bool) -> str:
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -166,7 +189,7 @@ class Cursor:
     backwards: bool  # True: the page before this row (a `previous` link), else the page after it
 
 
-class KeysetPagination(_CursorSchema, BasePagination):
+class KeysetPagination(_CursorPages, BasePagination):
     """Newest first by (`time_field`, id), each page positioned by the row at its edge, not by an offset.
 
     No count(*) and no OFFSET: any page costs one index range scan (within a day of its cursor first: see
@@ -206,7 +229,7 @@ class KeysetPagination(_CursorSchema, BasePagination):
             rows = self._windowed(before, [time_field, "id"], size, anchor=cursor.at, backwards=True)
             self.has_next, self.has_previous = True, len(rows) > size
             rows = rows[:size][::-1]
-        self.rows: Sequence[Model] = rows
+        self.rows = rows
         return rows
 
     def _windowed(self, rows: QuerySet[Model], order: list[str], size: int, *, anchor: datetime,
@@ -226,20 +249,6 @@ class KeysetPagination(_CursorSchema, BasePagination):
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"next": self.get_next_link(), "previous": self.get_previous_link(), "results": data})
-
-    def get_next_link(self) -> str | None:
-        if not self.has_next:
-            return None
-        if not self.rows:  # nothing newer than a `previous` cursor: the first page comes next
-            return remove_query_param(self.base_url, self.cursor_query_param)
-        return self._link(self.rows[-1], backwards=False)
-
-    def get_previous_link(self) -> str | None:
-        if not self.has_previous:
-            return None
-        if not self.rows:  # past the end: back to the first page
-            return remove_query_param(self.base_url, self.cursor_query_param)
-        return self._link(self.rows[0], backwards=True)
 
     def _link(self, row: Model, *, backwards: bool) -> str:
         at: datetime = getattr(row, self.time_field)
@@ -265,7 +274,7 @@ class KeysetPagination(_CursorSchema, BasePagination):
         return page_size_parse(request, param=self.page_size_query_param, default=self.page_size,
                                maximum=self.max_page_size)
 
-class IdKeysetPagination(_CursorSchema, BasePagination):
+class IdKeysetPagination(_CursorPages, BasePagination):
     """Oldest first by id, each page positioned by the id at its edge, with the list's `count` from the view's
     `paginated_count()` (kept by the services, not counted).
 
@@ -300,26 +309,12 @@ class IdKeysetPagination(_CursorSchema, BasePagination):
             rows = list(queryset.filter(id__lt=cursor[0]).order_by("-id")[:size + 1])
             self.has_next, self.has_previous = True, len(rows) > size
             rows = rows[:size][::-1]
-        self.rows: Sequence[Any] = rows
+        self.rows = rows
         return rows
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response({"count": self.count, "next": self.get_next_link(), "previous": self.get_previous_link(),
                          "results": data})
-
-    def get_next_link(self) -> str | None:
-        if not self.has_next:
-            return None
-        if not self.rows:  # nothing before a `previous` cursor: the first page comes next
-            return remove_query_param(self.base_url, self.cursor_query_param)
-        return self._link(self.rows[-1], backwards=False)
-
-    def get_previous_link(self) -> str | None:
-        if not self.has_previous:
-            return None
-        if not self.rows:  # past the end: back to the first page
-            return remove_query_param(self.base_url, self.cursor_query_param)
-        return self._link(self.rows[0], backwards=True)
 
     def _link(self, row: Any, *, backwards: bool) -> str:
         # Rows may be models or values() dicts.

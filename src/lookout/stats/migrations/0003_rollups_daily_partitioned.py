@@ -36,10 +36,9 @@ def _utc(day: date) -> str:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
 
 
-def _partition(cursor, table: str, key: str) -> None:
-    """Replace the (Django-made) table by a partitioned one of the same columns, constraints and indexes; the old
-    one stays as <table>_unpartitioned, its rows to copy."""
-    old = f"{table}_unpartitioned"
+def _keys_move_aside(cursor, table: str, old: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Rename the table to `old` and drop its unique and foreign keys and its indexes (their names are to be
+    reused by the replacement); returns their definitions, (name, definition) each."""
     cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
                    "WHERE conrelid = %s::regclass AND contype IN ('u', 'f')", [table])
     constraints = cursor.fetchall()
@@ -51,6 +50,14 @@ def _partition(cursor, table: str, key: str) -> None:
         cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         cursor.execute(f'DROP INDEX "{name}"')
+    return constraints, indexes
+
+
+def _partition(cursor, table: str, key: str) -> None:
+    """Replace the (Django-made) table by a partitioned one of the same columns, constraints and indexes; the old
+    one stays as <table>_unpartitioned, its rows to copy."""
+    old = f"{table}_unpartitioned"
+    constraints, indexes = _keys_move_aside(cursor, table, old)
     cursor.execute(f'ALTER TABLE "{old}" RENAME CONSTRAINT "{table}_pkey" TO "{old}_pkey"')
     cursor.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS) '
                    f'PARTITION BY RANGE ("{key}")')
@@ -153,17 +160,7 @@ def _unpartition(cursor, table: str) -> None:
     """_partition undone: a plain table of the same columns, constraints and indexes, ids from an identity column
     again (as Django made it), the rows copied."""
     old = f"{table}_partitioned"
-    cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                   "WHERE conrelid = %s::regclass AND contype IN ('u', 'f')", [table])
-    constraints = cursor.fetchall()
-    cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT IN "
-                   "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)", [table, table])
-    indexes = cursor.fetchall()
-    cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-    for name, _ in constraints:
-        cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{name}"')
-    for name, _ in indexes:
-        cursor.execute(f'DROP INDEX "{name}"')
+    constraints, indexes = _keys_move_aside(cursor, table, old)
     cursor.execute(f'ALTER TABLE "{old}" DROP CONSTRAINT "{table}_pkey"')
     cursor.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING CONSTRAINTS)')
     cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{old}"')
