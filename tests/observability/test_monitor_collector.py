@@ -2,11 +2,14 @@
 
 import gzip
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from django.apps import apps
 from django.db import OperationalError
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from lookout.monitors import services
@@ -108,3 +111,23 @@ def test_a_gzipped_scrape_is_one_stream_of_gzip_members(monkeypatch):
 
     assert gzip.decompress(packed) == plain
     assert plain == b"lookout_beat_lock_held 1.0\nlookout_monitor_collector_up 1.0\n"
+
+
+HOST_PARTS = st.sampled_from(["example.com", "EXAMPLE.org", "127.0.0.1", "[::1]", "[FE80::1%25Eth0]", "a-b.c", ""])
+
+
+@given(scheme=st.sampled_from(["http", "https", "HTTP"]), userinfo=st.sampled_from(["", "u@", "u:p@", "u:p@x@"]),
+       host=HOST_PARTS, port=st.sampled_from(["", ":8080", ":"]),
+       rest=st.sampled_from(["", "/", "/a/b?q=1#f", "?x=a@b", "#h:1", "/p%20q", "/x//y"]))
+def test_the_host_label_is_what_urlsplit_calls_the_hostname(scheme, userinfo, host, port, rest):
+    url = f"{scheme}://{userinfo}{host}{port}{rest}"
+    assert collector_module._host(url) == (urlsplit(url).hostname or "")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://ex ample.com/", "https://\texample.com/", "no-scheme"])
+def test_the_host_of_a_url_urlsplit_refuses_or_reads_oddly_is_urlsplits_answer_or_empty(url):
+    try:
+        expected = urlsplit(url).hostname or ""
+    except ValueError:
+        expected = ""
+    assert collector_module._host(url) == expected
