@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.functional import cached_property
 from django_celery_beat.models import PeriodicTask
 
 from lookout.probes.engine import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REDIRECTS, PROBE_TYPES, RECORD_TYPES
@@ -150,6 +151,16 @@ class Monitor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.url})"
+
+    @cached_property
+    def channel_ids(self) -> list[int]:
+        """Its channels' ids, by id (selectors.monitor_relations_load fills this for a page of monitors at once)."""
+        return list(self.channels.order_by("id").values_list("id", flat=True))
+
+    @cached_property
+    def region_state_list(self) -> list["MonitorRegion"]:
+        """Its regions' latest results (filled like channel_ids)."""
+        return list(self.region_states.all())
 
 
 class ProbeResult(models.Model):

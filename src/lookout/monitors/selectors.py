@@ -1,6 +1,7 @@
 """Read queries for monitors, results and issued tasks, always scoped to their owner."""
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, OwnerMonitorCount, ProbeResult
+from lookout.monitors.models import IssuedTask, Monitor, MonitorEvent, MonitorRegion, OwnerMonitorCount, ProbeResult
 from lookout.monitors.rules import monitor_regions
 
 # A cron monitor has no interval: its region results are stale after this many seconds (and its timeout).
@@ -18,7 +19,27 @@ UNKNOWN = "unknown"
 
 
 def monitor_list(*, owner: User) -> QuerySet[Monitor]:
-    return Monitor.objects.filter(owner=owner).prefetch_related("channels", "region_states").order_by("id")
+    return Monitor.objects.filter(owner=owner).order_by("id")
+
+
+def monitor_relations_load(monitors: Sequence[Monitor]) -> None:
+    """Fill each monitor's channel_ids and region_state_list (what its representation reads) in two queries for
+    all of them: prefetch_related's related manager per monitor cost ~0.25 ms a monitor, most of a list page's
+    reading."""
+    channel_ids: dict[int, list[int]] = defaultdict(list)
+    through = Monitor.channels.through.objects
+    for monitor_id, channel_id in through.filter(monitor_id__in=[monitor.pk for monitor in monitors]).order_by(
+            "channel_id").values_list("monitor_id", "channel_id"):
+        channel_ids[monitor_id].append(channel_id)
+    states: dict[int, list[MonitorRegion]] = defaultdict(list)
+    with_regions = [monitor.pk for monitor in monitors if monitor.regions]
+    if with_regions:
+        for state in MonitorRegion.objects.filter(monitor_id__in=with_regions):
+            states[state.monitor_id].append(state)
+    for monitor in monitors:
+        # What the cached properties would read, one monitor at a time.
+        monitor.__dict__["channel_ids"] = channel_ids[monitor.pk]
+        monitor.__dict__["region_state_list"] = states[monitor.pk]
 
 
 def monitor_count(*, owner: User) -> int:
@@ -47,12 +68,12 @@ def region_stale_after(*, interval: int | None, timeout: float) -> timedelta:
 def monitor_regions_status(monitor: Monitor, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Each of the monitor's regions' latest result, in the monitor's order: up or down, or unknown when the region
     has none or none within two intervals (and a timeout) of now. [] for a monitor that names no regions: its
-    latest result is on the monitor. Reads region_states (prefetched by monitor_list)."""
+    latest result is on the monitor. Reads region_state_list (loaded for a page by monitor_relations_load)."""
     if not monitor.regions:
         return []
     now = now or timezone.now()
     stale = region_stale_after(interval=monitor.interval, timeout=monitor.timeout)
-    states = {state.region: state for state in monitor.region_states.all()}
+    states = {state.region: state for state in monitor.region_state_list}
     answer: list[dict[str, Any]] = []
     for region in monitor_regions(monitor):
         state = states.get(region)

@@ -3,6 +3,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.relations import MANY_RELATION_KWARGS
 
 from lookout.alerting.api.serializers import OwnedPrimaryKeyField
 from lookout.alerting.models import Channel
@@ -13,6 +14,7 @@ from lookout.api.input import (
     StrictIntegerField,
     TimeZoneField,
 )
+from lookout.api.output import FieldsOnceMixin
 from lookout.core.encryption import secret_headers_decrypt
 from lookout.monitors.models import (
     HttpMethod,
@@ -35,9 +37,26 @@ from lookout.monitors.rules import MAX_LENGTHS as LENGTH
 from lookout.monitors.selectors import monitor_regions_status
 
 
+class _ChannelIdsField(serializers.ManyRelatedField):
+    """A monitor's channels read as the ids it keeps (Monitor.channel_ids, loaded for a whole page at once)."""
+
+    def get_attribute(self, instance: Monitor) -> list[int]:
+        return instance.channel_ids
+
+    def to_representation(self, iterable: Any) -> list[int]:
+        return list(iterable)
+
+
 class OwnedChannelsField(OwnedPrimaryKeyField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(Channel, **kwargs)
+
+    @classmethod
+    def many_init(cls, *args: Any, **kwargs: Any) -> serializers.ManyRelatedField:
+        # As DRF's RelatedField.many_init, with the field that reads the kept ids.
+        list_kwargs: dict[str, Any] = {"child_relation": cls(*args, **kwargs)}
+        list_kwargs.update((key, value) for key, value in kwargs.items() if key in MANY_RELATION_KWARGS)
+        return _ChannelIdsField(**list_kwargs)
 
 
 class RegionStatusSerializer(serializers.Serializer[Any]):
@@ -55,7 +74,7 @@ class RegionStatusSerializer(serializers.Serializer[Any]):
     OpenApiExample("Push monitor", request_only=True,
                    value={"name": "Nightly backup", "type": "push", "interval": 86400, "grace": 600}),
 ])
-class MonitorSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer[Monitor]):
+class MonitorSerializer(FieldsOnceMixin, RejectUnknownFieldsMixin, serializers.ModelSerializer[Monitor]):
     name = serializers.CharField(max_length=LENGTH["name"])
     type = serializers.ChoiceField(choices=MonitorType.choices, default=MonitorType.HTTP,
                                    help_text="Set at creation; cannot change afterwards.")
@@ -205,7 +224,7 @@ class MonitorSummarySerializer(serializers.Serializer[Any]):
         return zone
 
 
-class ProbeResultSerializer(serializers.ModelSerializer[ProbeResult]):
+class ProbeResultSerializer(FieldsOnceMixin, serializers.ModelSerializer[ProbeResult]):
     phases = serializers.DictField(child=serializers.FloatField(),
                                    help_text="Milliseconds per phase: dns, connect, tls, processing, transfer.")
     tls = serializers.DictField(allow_null=True, help_text="Certificate facts, when TLS was spoken.")

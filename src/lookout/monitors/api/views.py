@@ -50,6 +50,12 @@ class MonitorViewSet(viewsets.ModelViewSet[Monitor]):
         # Another owner's monitor is simply not in the queryset: 404, never 403.
         return selectors.monitor_list(owner=request_owner(self.request))
 
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None  # the list is always paginated
+        selectors.monitor_relations_load(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
     def paginated_count(self) -> int:
         """The list's `count`: the owner's monitors as the services keep count of them (the list has no
         filters), not count(*) over them."""
