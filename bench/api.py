@@ -187,9 +187,10 @@ def seed_rollups_of(monitor_id: int, *, days: int) -> int:
     from django.utils import timezone
 
     from lookout.monitors.models import ProbeResult
-    from lookout.stats.buckets import histogram
+    from lookout.stats import partitions
+    from lookout.stats.buckets import BUCKET_FIELDS, histogram
     from lookout.stats.models import ResultRollup, RollupProgress
-    from lookout.stats.rollups import SETTLE, hour_floor
+    from lookout.stats.rollups import SETTLE, day_rollup, hour_floor
 
     end = hour_floor(timezone.now() - SETTLE)
     hours: dict = defaultdict(list)
@@ -200,10 +201,18 @@ def seed_rollups_of(monitor_id: int, *, days: int) -> int:
     rows = []
     for (hour, region), results in hours.items():
         latencies = [ms for success, ms in results if success]
+        buckets = {field: count or None for field, count in zip(BUCKET_FIELDS, histogram(latencies), strict=True)}
         rows.append(ResultRollup(monitor_id=monitor_id, hour=hour, region=region, checks=len(results),
                                  failures=len(results) - len(latencies), latency_count=len(latencies),
-                                 latency_sum_ms=sum(latencies), latency_buckets=histogram(latencies)))
+                                 latency_sum_ms=sum(latencies), **buckets))
+    first = (end - timedelta(days=days + 1)).date()
+    partitions.partitions_ensure(first=first, last=end.date())
     ResultRollup.objects.bulk_create(rows, batch_size=1000)
+    # And the daily level, as the rollup task sums it from the hours (the stats of long windows read it).
+    day = first
+    while day < end.date():
+        day_rollup(day)
+        day += timedelta(days=1)
     RollupProgress.objects.update_or_create(pk=1, defaults={"rolled_until": end})
     return len(rows)
 
