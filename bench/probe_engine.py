@@ -25,6 +25,8 @@ import os
 import sys
 import time
 
+from _target import serve
+
 BLACKBOX = "prometheus-blackbox-exporter"
 BLACKBOX_CONFIG = """\
 modules:
@@ -35,32 +37,13 @@ modules:
       preferred_ip_protocol: ip4
       ip_protocol_fallback: false
 """
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 # --- roles (each in its own process) ---------------------------------------------------------------
 
 
 def role_target() -> None:
-    import asyncio
-
-    class Target(asyncio.Protocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport
-            self.buffer = b""
-
-        def data_received(self, data: bytes) -> None:
-            self.buffer += data
-            if b"\r\n\r\n" in self.buffer:
-                self.transport.write(RESPONSE)  # type: ignore[attr-defined]
-                self.transport.close()
-
-    async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(Target, "127.0.0.1", 0, backlog=4096)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await server.serve_forever()
-
-    asyncio.run(serve())
+    serve(backlog=4096)
 
 
 def role_lookout(url: str, concurrency: int, warmup: float, seconds: float) -> None:

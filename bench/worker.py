@@ -41,43 +41,17 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [BENCH, os.path.join(os.path.dirname(BENCH), "tests")]
 
 import _common as common  # noqa: E402
+from _target import serve  # noqa: E402
 
 from support import stack  # noqa: E402
 
 BATCH_TASK = "lookout.probes.tasks.probe_batch"
 BATCH_SIZE = 100
 LINGER = 0.1
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 def role_target(delay: float) -> None:
-    import asyncio
-
-    class Target(asyncio.Protocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport
-            self.buffer = b""
-
-        def data_received(self, data: bytes) -> None:
-            self.buffer += data
-            if b"\r\n\r\n" in self.buffer:
-                self.buffer = b""
-                if delay:
-                    asyncio.get_running_loop().call_later(delay, self.answer)
-                else:
-                    self.answer()
-
-        def answer(self) -> None:
-            if not self.transport.is_closing():
-                self.transport.write(RESPONSE)  # type: ignore[attr-defined]
-                self.transport.close()
-
-    async def serve() -> None:
-        server = await asyncio.get_running_loop().create_server(Target, "127.0.0.1", 0, backlog=8192)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await server.serve_forever()
-
-    asyncio.run(serve())
+    serve(delay=delay)
 
 
 class Feeder:

@@ -105,6 +105,24 @@ def webhook():
 
 
 @pytest.fixture
+def beat():
+    """Starts in-process LookoutSchedulers (`beat()`), each closed at the test's end."""
+    from lookout.config.celery_app import app as celery_app
+    from lookout.scheduling.scheduler import LookoutScheduler
+
+    schedulers = []
+
+    def start() -> LookoutScheduler:
+        scheduler = LookoutScheduler(app=celery_app)
+        schedulers.append(scheduler)
+        return scheduler
+
+    yield start
+    for scheduler in schedulers:
+        scheduler.close()
+
+
+@pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user(username="alice", password="alice-password-1")
 

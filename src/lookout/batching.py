@@ -27,10 +27,11 @@ Outcome = TypeVar("Outcome")
 class _Call(Generic[Item, Outcome]):
     """One caller's item, and the lock it waits on until its outcome is in (cheaper than a Future)."""
 
-    __slots__ = ("item", "outcome", "error", "done", "_ready")
+    __slots__ = ("item", "urgent", "outcome", "error", "done", "_ready")
 
-    def __init__(self, item: Item) -> None:
+    def __init__(self, item: Item, *, urgent: bool = False) -> None:
         self.item = item
+        self.urgent = urgent
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
         self.done = False
@@ -57,7 +58,7 @@ class Batcher(Generic[Item, Outcome]):
     caller gets the error at once, rather than one more wait for the database per item. `keep_seconds`: how
     long an idle thread keeps what `release` gives back (0: it gives it back as soon as the queue is empty).
     `linger_seconds`, `linger_below`: a batch of fewer than linger_below items waits up to linger_seconds for
-    more before it is handled (0: never waits).
+    more before it is handled (0: never waits), unless it holds an urgent item (`run(item, urgent=True)`).
     """
 
     def __init__(self, handle: Callable[[list[Item]], Sequence[Outcome]], *, name: str, threads: int = 1,
@@ -79,9 +80,10 @@ class Batcher(Generic[Item, Outcome]):
         self._running = 0
         os.register_at_fork(after_in_child=self._forked)
 
-    def run(self, item: Item) -> Outcome:
-        """Submit one item and wait for its outcome; the handler's exception for this item is raised here."""
-        call: _Call[Item, Outcome] = _Call(item)
+    def run(self, item: Item, *, urgent: bool = False) -> Outcome:
+        """Submit one item and wait for its outcome; the handler's exception for this item is raised here. An
+        urgent item's batch does not linger (someone waits on it: a check-now's caller, say)."""
+        call: _Call[Item, Outcome] = _Call(item, urgent=urgent)
         self._queue.put(call)
         if self._running < self._threads:  # first use, a thread died, or a forked child
             self._start()
@@ -164,7 +166,7 @@ class Batcher(Generic[Item, Outcome]):
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if len(batch) < self._linger_below:
+            if len(batch) < self._linger_below and not any(call.urgent for call in batch):
                 self._linger(batch)
             return batch
         finally:
@@ -179,8 +181,11 @@ class Batcher(Generic[Item, Outcome]):
             if left <= 0:
                 return
             try:
-                batch.append(self._queue.get(timeout=left))
+                call = self._queue.get(timeout=left)
             except queue.Empty:
+                return
+            batch.append(call)
+            if call.urgent:
                 return
 
     def _process(self, batch: list[_Call[Item, Outcome]]) -> bool:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from support.http_target import HttpTarget
 from support.stack import LookoutStack
 
 
@@ -32,3 +33,18 @@ def report(capsys):
             print(f"\n[e2e measurement] {line}")
 
     return measurement
+
+
+@pytest.fixture
+def targets():
+    """Makes HTTP targets (`targets(delay=...)`: each answers after `delay` seconds), closed at the test's end."""
+    made: list[HttpTarget] = []
+
+    def target(delay: float = 0.0) -> HttpTarget:
+        made.append(HttpTarget())
+        made[-1].set(delay=delay)
+        return made[-1]
+
+    yield target
+    for target in made:
+        target.close()

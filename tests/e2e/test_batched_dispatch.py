@@ -11,7 +11,6 @@ broker's raw messages (no worker) and checks every run inside them.
 
 import json
 import math
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -19,80 +18,31 @@ from datetime import UTC, datetime
 
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
-from kombu import Connection, Exchange, Queue
 
-from lookout.config.celery_app import app as celery_app
 from lookout.core.regions import run_token_valid
 from lookout.observability.metrics import DUE_AT_HEADER
 from lookout.scheduling.regional import AGENT_BATCH_TASK, BATCH_TASK, REGIONS_KWARG, batch_task_id, run_task_id
 from lookout.scheduling.scheduler import LookoutScheduler
 from lookout.scheduling.schedules import PROBE_TASK, regional_payload
+from support.queues import QueueMessages
 
 pytestmark = pytest.mark.django_db(transaction=True)  # committed rows: changes reach beat through NOTIFY
 
 BATCH = 7  # small, so a second's runs of a handful of monitors take several messages
 
 
-class Raw:
-    """Every message of some queues as it arrives: queue, headers, properties, body, arrival time."""
-
-    def __init__(self, queues: list[str]) -> None:
-        self.messages: list[dict] = []
-        self._queues = [Queue(name, Exchange(name, "direct"), routing_key=name) for name in queues]
-        self._stop = threading.Event()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._consume, args=(ready,), daemon=True)
-        self._thread.start()
-        assert ready.wait(10), "the test's consumer did not connect"
-
-    def _consume(self, ready: threading.Event) -> None:
-        def on_message(body, message) -> None:
-            self.messages.append({"queue": message.delivery_info["routing_key"], "headers": message.headers,
-                                  "properties": message.properties, "body": body, "at": time.time()})
-
-        with Connection(celery_app.conf.broker_url) as connection:
-            with connection.Consumer(self._queues, callbacks=[on_message], no_ack=True, accept=["json"]):
-                ready.set()
-                while not self._stop.is_set():
-                    try:
-                        connection.drain_events(timeout=0.1)
-                    except TimeoutError:
-                        pass
-            for queue in self._queues:
-                queue(connection.default_channel).delete()
-
-    def take(self) -> list[dict]:
-        time.sleep(0.3)  # those in flight
-        taken, self.messages = self.messages, []
-        return taken
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
 @pytest.fixture
 def probes():
     name = f"batched-test-{uuid.uuid4().hex[:8]}"
-    raw = Raw([name])
+    raw = QueueMessages([name])
     raw.name = name
     yield raw
     raw.close()
 
 
-@pytest.fixture
-def beat(settings):
+@pytest.fixture(autouse=True)
+def small_batches(settings):
     settings.LOOKOUT_RUN_BATCH_SIZE = BATCH
-    schedulers = []
-
-    def start() -> LookoutScheduler:
-        scheduler = LookoutScheduler(app=celery_app)
-        schedulers.append(scheduler)
-        return scheduler
-
-    yield start
-    for scheduler in schedulers:
-        scheduler.close()
 
 
 def monitors(queue: str, count: int, *, every: int = 1, kwargs: dict | None = None,
@@ -226,7 +176,7 @@ def test_another_regions_runs_travel_in_agent_batches_each_run_as_before(beat, s
     regions = settings.LOOKOUT_REGIONS = ["home", f"eu-{suffix}"]
     settings.LOOKOUT_HOME_REGION = "home"
     home_queue = f"batched-test-{suffix}"
-    raw = Raw([home_queue, f"probes.{regions[1]}"])
+    raw = QueueMessages([home_queue, f"probes.{regions[1]}"])
     try:
         tasks = []
         for monitor_id in (51, 52, 53):

@@ -42,20 +42,6 @@ def stack(tmp_path_factory):
         stack.down()
 
 
-@pytest.fixture
-def targets():
-    made: list[HttpTarget] = []
-
-    def target(delay: float = 0.0) -> HttpTarget:
-        made.append(HttpTarget())
-        made[-1].set(delay=delay)
-        return made[-1]
-
-    yield target
-    for target in made:
-        target.close()
-
-
 def monitors_create(stack: LookoutStack, target: HttpTarget, count: int, prefix: str) -> list[int]:
     ids = []
     for index in range(count):

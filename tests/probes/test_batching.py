@@ -153,3 +153,44 @@ def test_an_error_shared_by_the_whole_batch_fails_every_caller_without_retrying_
     assert outcomes[1] == 10
     assert all(isinstance(outcomes[item], Unreachable) for item in (2, 3, 4))
     assert len(handler.batches) == 2  # no item was tried again alone: each would have waited for the database
+
+
+class RecordingHandler:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.batches.append(list(items))
+        return [item * 10 for item in items]
+
+
+# Lingers far longer than any join below waits: a batch that lingered would fail the test, not slow it.
+LONG_LINGER = 60.0
+
+
+def test_a_small_batch_lingers_for_the_items_that_arrive_meanwhile():
+    handler = RecordingHandler()
+    batcher = Batcher(handler, name="test-linger", linger_seconds=LONG_LINGER, linger_below=2)
+    outcomes: dict = {}
+    threads = in_threads(batcher.run, [1], outcomes)
+    time.sleep(0.2)  # the first item's batch is lingering, not handled
+    assert handler.batches == []
+
+    threads += in_threads(batcher.run, [2], outcomes)
+    join(threads)
+
+    assert handler.batches == [[1, 2]] and outcomes == {1: 10, 2: 20}
+
+
+def test_an_urgent_item_is_handled_at_once_and_ends_a_lingering_batch():
+    handler = RecordingHandler()
+    batcher = Batcher(handler, name="test-urgent", linger_seconds=LONG_LINGER, linger_below=10)
+    assert batcher.run(1, urgent=True) == 10  # alone: no wait for others
+
+    outcomes: dict = {}
+    threads = in_threads(batcher.run, [2], outcomes)
+    time.sleep(0.2)
+    threads += in_threads(lambda item: batcher.run(item, urgent=True), [3], outcomes)
+    join(threads)
+
+    assert handler.batches == [[1], [2, 3]] and outcomes == {2: 20, 3: 30}

@@ -3,14 +3,12 @@ RabbitMQ): every copy shares the run's due time and expiry, has a task id of its
 run), and another region's copy carries the probe and a token only the home region can make."""
 
 import json
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
-from kombu import Connection, Exchange, Queue
 
 from lookout.config.celery_app import app as celery_app
 from lookout.core.regions import run_token_valid
@@ -18,39 +16,7 @@ from lookout.observability.metrics import DUE_AT_HEADER
 from lookout.scheduling.regional import AGENT_TASK, REGIONS_KWARG, run_task_id
 from lookout.scheduling.scheduler import LookoutScheduler
 from lookout.scheduling.schedules import regional_payload
-
-
-class Bodies:
-    """Every message of some queues, headers and body, as they arrive."""
-
-    def __init__(self, queues: list[str]) -> None:
-        self.messages: list[dict] = []
-        self._queues = [Queue(name, Exchange(name, "direct"), routing_key=name) for name in queues]
-        self._stop = threading.Event()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._consume, args=(ready,), daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
-
-    def _consume(self, ready: threading.Event) -> None:
-        def on_message(body, message) -> None:
-            self.messages.append({"queue": message.delivery_info["routing_key"], "headers": message.headers,
-                                  "body": body})
-
-        with Connection(celery_app.conf.broker_url) as connection:
-            with connection.Consumer(self._queues, callbacks=[on_message], no_ack=True, accept=["json"]):
-                ready.set()
-                while not self._stop.is_set():
-                    try:
-                        connection.drain_events(timeout=0.1)
-                    except TimeoutError:
-                        pass
-            for queue in self._queues:
-                queue(connection.default_channel).delete()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+from support.queues import QueueMessages
 
 
 @pytest.fixture
@@ -64,7 +30,7 @@ def regions(settings):
 @pytest.mark.django_db(transaction=True)
 def test_each_run_goes_once_to_each_region_sharing_due_time_and_expiry(regions):
     home_queue = f"regional-test-{uuid.uuid4().hex[:8]}"
-    bodies = Bodies([home_queue, *(f"probes.{region}" for region in regions[1:])])
+    bodies = QueueMessages([home_queue, *(f"probes.{region}" for region in regions[1:])])
     every = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)[0]
     payload = regional_payload(monitor_id=41, regions=regions, spec={"url": "http://127.0.0.1:9/", "type": "http"},
                                sealed={regions[1]: "sealed-for-eu"})

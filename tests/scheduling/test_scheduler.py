@@ -82,20 +82,6 @@ def queue():
     receiver.close()
 
 
-@pytest.fixture
-def beat():
-    schedulers = []
-
-    def start() -> LookoutScheduler:
-        scheduler = LookoutScheduler(app=celery_app)
-        schedulers.append(scheduler)
-        return scheduler
-
-    yield start
-    for scheduler in schedulers:
-        scheduler.close()
-
-
 def schedule(queue: Receiver, *, every: float = 1, last_run_at: datetime | None = None, start: bool = True,
              crontab: CrontabSchedule | None = None, name: str | None = None) -> PeriodicTask:
     interval = None if crontab else IntervalSchedule.objects.get_or_create(

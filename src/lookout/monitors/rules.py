@@ -146,32 +146,21 @@ def confirm_needed(*, regions: int, confirm: int | None) -> int:
     return confirm if confirm is not None else regions // 2 + 1
 
 
-def _regions(value: Any) -> None:
+def _names(value: Any, *, allowed: list[str], what: str, where: str) -> None:
+    """A list of distinct names, each one of `allowed` (`what`: e.g. "region"; `where`: where they come from)."""
     if not isinstance(value, list | tuple) or not all(isinstance(name, str) for name in value):
-        raise ValueError("A list of region names.")
-    unknown = [name for name in value if name not in settings.LOOKOUT_REGIONS]
+        raise ValueError(f"A list of {what} names.")
+    unknown = [name for name in value if name not in allowed]
     if unknown:
-        raise ValueError(f"Unknown region {', '.join(map(repr, unknown))}: the regions are "
-                         f"{', '.join(settings.LOOKOUT_REGIONS)} (LOOKOUT_REGIONS).")
+        raise ValueError(f"Unknown {what} {', '.join(map(repr, unknown))}: {where} {', '.join(allowed)}.")
     if len(set(value)) != len(value):
-        raise ValueError("A region is named twice.")
+        raise ValueError(f"A {what} is named twice.")
 
 
 def _confirm(value: Any, *, regions: list[str]) -> None:
     if value is None:
         return
     _number(value, low=1, high=max(len(regions), 1))
-
-
-def _metrics(value: Any) -> None:
-    if not isinstance(value, list | tuple) or not all(isinstance(name, str) for name in value):
-        raise ValueError("A list of metric details.")
-    unknown = [name for name in value if name not in MetricsDetail.values]
-    if unknown:
-        raise ValueError(f"Unknown metric detail {', '.join(map(repr, unknown))}: the details are "
-                         f"{', '.join(MetricsDetail.values)}.")
-    if len(set(value)) != len(value):
-        raise ValueError("A metric detail is named twice.")
 
 
 def _url(monitor_type: str, url: str) -> str:
@@ -212,8 +201,10 @@ def spec_validate(spec: MonitorSpec, *, current: Monitor | None = None) -> Monit
     errors.check("secret_headers", lambda: _headers(spec.secret_headers))
     errors.check("conditions", lambda: _conditions(spec.conditions))
     errors.check("timezone", lambda: timezone_validate(spec.timezone))
-    errors.check("regions", lambda: _regions(spec.regions))
-    errors.check("metrics", lambda: _metrics(spec.metrics))
+    errors.check("regions", lambda: _names(spec.regions, allowed=list(settings.LOOKOUT_REGIONS), what="region",
+                                           where="the regions (LOOKOUT_REGIONS) are"))
+    errors.check("metrics", lambda: _names(spec.metrics, allowed=list(MetricsDetail.values), what="metric detail",
+                                           where="the details are"))
     if "regions" not in errors.by_field:
         errors.check("confirm", lambda: _confirm(spec.confirm, regions=monitor_regions(spec)))
 

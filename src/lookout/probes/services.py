@@ -109,7 +109,8 @@ def probe_run(*, monitor_id: int, task_id: str, manual: bool = False,
     # Returns once the result is committed: the task (acks late) is acknowledged only after that.
     record = probe_record(outcome, task_id=task_id or "", region=settings.LOOKOUT_HOME_REGION,
                           due=datetime.fromtimestamp(due, UTC) if due is not None else None, recheck=recheck)
-    result = result_writes.run((monitor_id, record))
+    # A check-now's caller is waiting for its result: its batch is written at once.
+    result = result_writes.run((monitor_id, record), urgent=manual)
     if result is None:
         return None
     return {
