@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from lookout.monitors import services
 from lookout.monitors.models import Monitor, MonitorStatus, ProbeResult
 from lookout.monitors.spec import MonitorSpec
-from lookout.probes.services import probe_run
+from lookout.probes.services import probe_run, result_writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,3 +151,29 @@ def test_each_probe_counts_in_the_fleet_wide_metric(alice, http_target):
     assert probes_total("failure") == failures + 1
     assert REGISTRY.get_sample_value("lookout_probe_duration_seconds_count",
                                      {"type": "http", "result": "success", "region": settings.LOOKOUT_REGION}) >= 1
+
+
+def test_a_check_now_result_is_written_at_once_while_a_scheduled_one_waits_for_company(alice, http_target,
+                                                                                       monkeypatch):
+    # A linger far longer than the joins below: a result that waited for company would fail the test.
+    monkeypatch.setattr(result_writes, "_linger_seconds", 60.0)
+    monitor = monitor_for(alice, http_target)
+    outcomes: dict[str, dict | None] = {}
+
+    def run(task_id: str, manual: bool) -> None:
+        outcomes[task_id] = probe_run(monitor_id=monitor.pk, task_id=task_id, manual=manual)
+
+    scheduled = threading.Thread(target=run, args=("scheduled-waits", False), daemon=True)
+    scheduled.start()
+    scheduled.join(2)
+    assert scheduled.is_alive() and not ProbeResult.objects.filter(task_id="scheduled-waits").exists()
+
+    manual = threading.Thread(target=run, args=("check-now", True))
+    manual.start()
+    manual.join(20)  # ends the lingering batch too: both are written together
+    scheduled.join(20)
+
+    assert not manual.is_alive() and not scheduled.is_alive()
+    assert outcomes["check-now"]["success"] is True and outcomes["scheduled-waits"]["success"] is True
+    assert set(ProbeResult.objects.filter(monitor=monitor).values_list("task_id", flat=True)) == {
+        "scheduled-waits", "check-now"}
