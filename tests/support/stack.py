@@ -6,7 +6,6 @@ own, free ports, a Lookout process's environment, starting, waiting for and stop
 on 127.0.0.1:5672 (guest) with `rabbitmqctl` on the PATH.
 """
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -59,48 +58,12 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float, interval: float 
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
 
 
-def database_create(name: str, *, migrated: bool = False) -> str:
-    """A database `name` (dropped first if it exists), empty or (`migrated`) a copy of one `lookout migrate` has
-    brought to the current migrations; returns its URL."""
-    template = f' TEMPLATE "{_migrated_template()}"' if migrated else ""
+def database_create(name: str) -> str:
+    """An empty database `name` (dropped first if it exists); returns its URL."""
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"{template}')
+        conn.execute(f'CREATE DATABASE "{name}"')
     return f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
-def _migrated_template() -> str:
-    """The name of a database migrated to this checkout's migrations and locked dependencies today, made on first
-    use and kept: a copy of it takes a fraction of a second where migrating an empty database takes ~9 s, once per
-    stack. Keyed by the migrations' and the lock's contents and the UTC day (migrating creates that day's
-    partitions), so a stale one is never copied; older ones are dropped when a new one is made."""
-    root = Path(__file__).resolve().parents[2]
-    digest = hashlib.sha256()
-    for path in sorted((root / "src").glob("**/migrations/*.py")) + [root / "requirements" / "test.txt"]:
-        digest.update(path.read_bytes())
-    day = time.strftime("%Y%m%d", time.gmtime())
-    name = f"lookout_template_{day}_{digest.hexdigest()[:12]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            return name
-        building = f"{name}_building_{os.getpid()}"
-        conn.execute(f'CREATE DATABASE "{building}"')
-        try:
-            lookout_run(lookout_environment(database_url=f"postgres://postgres@127.0.0.1:5432/{building}",
-                                            broker_url=f"{BROKER_URL}//"), "migrate")
-            conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
-        except (AssertionError, psycopg.errors.DuplicateDatabase):  # migrate failed, or another run made it
-            conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-                raise
-        stale = conn.execute(r"SELECT datname FROM pg_database WHERE datname LIKE 'lookout\_template\_%%' "
-                             r"AND datname NOT LIKE '%%\_building\_%%' AND datname <> %s", [name]).fetchall()
-        for (old,) in stale:
-            try:
-                conn.execute(f'DROP DATABASE IF EXISTS "{old}"')  # not FORCE: one being copied from stays
-            except psycopg.errors.ObjectInUse:
-                pass
-    return name
 
 
 def database_drop(name: str) -> None:
@@ -200,7 +163,7 @@ class LookoutStack:
         self.api_port = free_port()
         self.worker_metrics_port = free_port()
         self.beat_metrics_port = free_port()
-        self.database_url = database_create(name, migrated=True)
+        self.database_url = database_create(name)
         self.env = lookout_environment(
             database_url=self.database_url,
             broker_url=vhost_create(name),
