@@ -8,7 +8,6 @@ reads back. The SIGKILL test runs real `lookout beat` processes.
 
 import json
 import signal
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,6 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-from kombu import Connection, Exchange, Queue
 from prometheus_client import REGISTRY
 
 from lookout.config.celery_app import app as celery_app
@@ -27,50 +25,24 @@ from lookout.scheduling import scheduler as scheduler_module
 from lookout.scheduling.entries import CalendarRule, Entry, IntervalRule
 from lookout.scheduling.regional import batch_task_id, run_task_id
 from lookout.scheduling.scheduler import LookoutScheduler
+from support.queues import QueueMessages
 from support.stack import LookoutStack, wait_until
 from support.tcp_proxy import TcpProxy
 
 TASK = "lookout.scheduling.tests.noop"  # never consumed: the tests read the messages themselves
 
 
-class Receiver:
-    """Consumes a queue as messages arrive (they expire in the broker when their next run is due)."""
+class Receiver(QueueMessages):
+    """A queue's messages as these tests read them: schedule name, due time, expiry, task and id (they expire in
+    the broker when their next run is due, so they are consumed as they arrive)."""
 
     def __init__(self, broker: str, queue: str) -> None:
-        self.messages: list[dict] = []
-        self._queue = Queue(queue, Exchange(queue, "direct"), routing_key=queue)
-        self._broker = broker
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._consume, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10), "the test's consumer did not connect"
+        super().__init__([queue], broker=broker)
 
     def take(self) -> list[dict]:
-        """Messages received so far (after a moment for those in flight), and forget them."""
-        time.sleep(0.3)
-        taken, self.messages = self.messages, []
-        return taken
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _consume(self) -> None:
-        def on_message(body, message) -> None:
-            headers = message.headers
-            self.messages.append({"name": headers["periodic_task_name"], "due": headers[DUE_AT_HEADER],
-                                  "expires": headers["expires"], "task": headers["task"], "id": headers["id"]})
-
-        with Connection(self._broker) as connection:
-            with connection.Consumer([self._queue], callbacks=[on_message], no_ack=True, accept=["json"]):
-                self._ready.set()
-                while not self._stop.is_set():
-                    try:
-                        connection.drain_events(timeout=0.1)
-                    except TimeoutError:
-                        pass
-            self._queue(connection.default_channel).delete()
+        return [{"name": headers["periodic_task_name"], "due": headers[DUE_AT_HEADER], "expires": headers["expires"],
+                 "task": headers["task"], "id": headers["id"]}
+                for headers in (message["headers"] for message in super().take())]
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ from lookout.config.celery_app import app as celery_app
 
 class QueueMessages:
     """Each message's queue, headers, properties, body and arrival time, in `messages`; the queues are declared
-    on start and deleted on close."""
+    on start and deleted on close. `broker`: another URL than the app's (a proxy's, a stack's vhost)."""
 
-    def __init__(self, queues: list[str]) -> None:
+    def __init__(self, queues: list[str], *, broker: str | None = None) -> None:
         self.messages: list[dict] = []
+        self._broker = broker or celery_app.conf.broker_url
         self._queues = [Queue(name, Exchange(name, "direct"), routing_key=name) for name in queues]
         self._stop = threading.Event()
         ready = threading.Event()
@@ -26,7 +27,7 @@ class QueueMessages:
             self.messages.append({"queue": message.delivery_info["routing_key"], "headers": message.headers,
                                   "properties": message.properties, "body": body, "at": time.time()})
 
-        with Connection(celery_app.conf.broker_url) as connection:
+        with Connection(self._broker) as connection:
             with connection.Consumer(self._queues, callbacks=[on_message], no_ack=True, accept=["json"]):
                 ready.set()
                 while not self._stop.is_set():
