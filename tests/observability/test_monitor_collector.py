@@ -124,7 +124,8 @@ def test_the_host_label_is_what_urlsplit_calls_the_hostname(scheme, userinfo, ho
     assert collector_module._host(url) == (urlsplit(url).hostname or "")
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "http://ex ample.com/", "https://\texample.com/", "no-scheme"])
+@pytest.mark.parametrize("url", ["http://[::1", "http://ex ample.com/", "https://\texample.com/", "no-scheme",
+                                 "http:/x//y/z", "a b://h/"])
 def test_the_host_of_a_url_urlsplit_refuses_or_reads_oddly_is_urlsplits_answer_or_empty(url):
     try:
         expected = urlsplit(url).hostname or ""

@@ -38,6 +38,7 @@ def _channels_set(*, monitor: Monitor, channel_ids: list[int]) -> None:
     if missing:
         raise ValidationFailed({"channels": [f'Invalid pk "{pk}" - object does not exist.' for pk in missing]})
     monitor.channels.set(channel_ids)
+    monitor.__dict__.pop("channel_ids", None)  # Monitor.channel_ids, if read before, is stale now
 
 
 @transaction.atomic

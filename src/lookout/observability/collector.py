@@ -97,13 +97,13 @@ def details_everywhere() -> frozenset[str]:
 
 def _host(url: str) -> str:
     """The URL's hostname alone: no userinfo, port, path or query string can leak into a label."""
-    netloc = url.partition("//")[2]
+    scheme, separator, netloc = url.partition("://")
     for end in "/?#":
         netloc = netloc.partition(end)[0]
     # urlsplit costs ~7 us a URL, most of a refresh at 1M monitors, and a cache of them thrashes on a full scan
     # every refresh; it stays the answer where the plain split could differ from it.
-    if "@" in netloc or "[" in netloc or "%" in netloc or not netloc.isascii() or not url.isprintable() \
-            or " " in url:
+    if not separator or not scheme.isalpha() or "@" in netloc or "[" in netloc or "%" in netloc \
+            or not netloc.isascii() or not url.isprintable() or " " in url:
         try:
             return urlsplit(url).hostname or ""
         except ValueError:
